@@ -1,0 +1,178 @@
+"""ApiFunction: every route of CONTRACT.md on one Powertools REST resolver.
+
+Thin by design: parse and validate (Powertools + pydantic), call one use case, shape the reply.
+Domain errors become HTTP statuses in ``_map_errors`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime
+from sqlalchemy.exc import DBAPIError
+
+from reminders import events
+from reminders.clock import utcnow
+from reminders.db import session_scope
+from reminders.errors import InvalidInput, NotFound
+from reminders.observability import logger, metrics, tracer
+from reminders.schemas import (
+    ErrorOut,
+    EventCreate,
+    EventOut,
+    EventPage,
+    EventUpdate,
+    NotificationList,
+    NotificationOut,
+)
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(
+    path="/swagger",
+    title="Event reminders API",
+    version="1.0.0",
+    description="Create events with recipients and reminders; reminders are emailed when due.",
+)
+
+ANONYMOUS = "anonymous"
+EventId = Annotated[str, Path(description="The event's id (a UUID)")]
+NOT_FOUND = {404: {"description": "Unknown event", "content": {"application/json": {"model": ErrorOut}}}}
+INVALID = {422: {"description": "Invalid input", "content": {"application/json": {"model": ErrorOut}}}}
+
+
+def caller() -> str:
+    """The caller's identity, from the authorizer's context; never from the body."""
+    authorizer = app.current_event.request_context.authorizer
+    identity = authorizer.get("email") or authorizer.get("principalId") if authorizer else None
+    return str(identity) if identity else ANONYMOUS
+
+
+def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> Response[Any]:
+    body: dict[str, Any] = {"statusCode": status, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.exception_handler(NotFound)
+def _not_found(exc: NotFound) -> Response[Any]:
+    return _error(404, exc.message)
+
+
+@app.exception_handler(InvalidInput)
+def _invalid(exc: InvalidInput) -> Response[Any]:
+    loc = ["body" if exc.field != "cursor" else "query", exc.field] if exc.field else []
+    return _error(422, exc.message, [{"loc": loc, "type": "value_error", "msg": exc.message}])
+
+
+@app.exception_handler(RequestValidationError)
+def _request_invalid(exc: RequestValidationError) -> Response[Any]:
+    # Echo no input back (a megabyte title would come back whole); loc, type and msg suffice.
+    detail = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()]
+    return _error(422, "request is invalid", detail)
+
+
+@app.exception_handler(Exception)
+def _map_errors(exc: Exception) -> Response[Any]:
+    if isinstance(exc, ServiceError):  # Powertools' own 4xx (unknown route, ...)
+        return _error(exc.status_code, exc.msg)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated or type(exc).__name__ in {
+        "OperationalError",
+        "InterfaceError",
+    }:
+        logger.exception("database unavailable")
+        return _error(503, "database unavailable, try again shortly")
+    logger.exception("unhandled error")
+    return _error(500, "internal error")
+
+
+@app.post(
+    "/events",
+    summary="Create an event",
+    responses={201: {"description": "Created", "content": {"application/json": {"model": EventOut}}}, **INVALID},
+)
+@tracer.capture_method
+def create_event(body: Annotated[EventCreate, Body()]) -> Response[EventOut]:
+    with session_scope() as session:
+        event = events.create_event(session, caller(), body, utcnow())
+        out = EventOut.model_validate(event)
+    metrics.add_metric(name="EventsCreated", unit="Count", value=1)
+    return Response(
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
+        body=out,
+        headers={"Location": f"/events/{out.id}"},
+    )
+
+
+@app.get("/events", summary="List events by start time", responses=INVALID)
+@tracer.capture_method
+def list_events(
+    starts_after: Annotated[AwareDatetime | None, Query(description="Only events starting after this")] = None,
+    starts_before: Annotated[AwareDatetime | None, Query(description="Only events starting before this")] = None,
+    limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE_SIZE)] = events.DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")] = None,
+) -> EventPage:
+    with session_scope() as session:
+        page, next_cursor = events.list_events(
+            session, caller(), starts_after=starts_after, starts_before=starts_before, limit=limit, cursor=cursor
+        )
+        return EventPage(items=[EventOut.model_validate(e) for e in page], next_cursor=next_cursor)
+
+
+@app.get("/events/<event_id>", summary="Read an event", responses=NOT_FOUND)
+@tracer.capture_method
+def get_event(event_id: EventId) -> EventOut:
+    with session_scope() as session:
+        return EventOut.model_validate(events.get_event(session, caller(), event_id))
+
+
+@app.patch("/events/<event_id>", summary="Change an event", responses={**NOT_FOUND, **INVALID})
+@tracer.capture_method
+def update_event(event_id: EventId, body: Annotated[EventUpdate, Body()]) -> EventOut:
+    with session_scope() as session:
+        return EventOut.model_validate(events.update_event(session, caller(), event_id, body, utcnow()))
+
+
+@app.delete(
+    "/events/<event_id>",
+    summary="Delete an event and cancel its pending reminders",
+    responses={204: {"description": "Deleted"}, **NOT_FOUND},
+)
+@tracer.capture_method
+def delete_event(event_id: EventId) -> Response[None]:
+    with session_scope() as session:
+        events.delete_event(session, caller(), event_id, utcnow())
+    return Response(status_code=204, body=None)
+
+
+@app.get("/events/<event_id>/notifications", summary="An event's reminder deliveries", responses=NOT_FOUND)
+@tracer.capture_method
+def list_notifications(event_id: EventId) -> NotificationList:
+    with session_scope() as session:
+        rows = events.list_event_notifications(session, caller(), event_id)
+        return NotificationList(items=[NotificationOut.model_validate(n) for n in rows])
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=app.get_openapi_json_schema(
+            title="Event reminders API", version="1.0.0", description="Event reminders, CONTRACT.md version 1"
+        ),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Event reminders: the domain package shared by every Lambda function (the common layer)."""

@@ -1,0 +1,136 @@
+"""Engine and sessions (SQLAlchemy 2 + pg8000), fit for Lambda.
+
+One engine per execution environment, created on first use, with a pool of one pre-pinged
+connection (a frozen environment's socket may be dead when it thaws). Sessions are opened and
+closed per invocation by :func:`session_scope`, so nothing leaks between invocations.
+The URL comes from ``DATABASE_URL`` or from the ``DB_SECRET_ARN`` secret (RDS's JSON shape),
+fetched through Powertools Parameters with caching.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from reminders.settings import DatabaseSettings, database_settings
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_sessions: sessionmaker[Session] | None = None
+
+
+class DatabaseConfigError(ValueError):
+    """The configured database location cannot be used (bad URL, unreadable secret)."""
+
+
+def normalize_url(url: str) -> URL:
+    """Accept any PostgreSQL URL and return one for pg8000.
+
+    ``postgresql://`` and ``postgres://`` become ``postgresql+pg8000://``; a Unix socket given
+    libpq-style (``?host=/dir``, as pgserver prints it) becomes pg8000's ``?unix_sock=``.
+    """
+    try:
+        parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    except Exception as exc:
+        raise DatabaseConfigError(f"DATABASE_URL is not a valid URL: {exc}") from None
+    if parsed.get_backend_name() != "postgresql":
+        raise DatabaseConfigError(f"DATABASE_URL must be a PostgreSQL URL, not {parsed.drivername!r}")
+    parsed = parsed.set(drivername="postgresql+pg8000")
+    host = parsed.query.get("host")
+    if isinstance(host, str) and host.startswith("/"):
+        port = parsed.port or 5432
+        query = {k: v for k, v in parsed.query.items() if k != "host"}
+        query["unix_sock"] = f"{host}/.s.PGSQL.{port}"
+        parsed = parsed.set(query=query, port=None)
+    return parsed
+
+
+def url_from_secret(secret: dict[str, Any]) -> URL:
+    """Build the URL from a secret in the shape RDS and Secrets Manager rotation use."""
+    try:
+        return URL.create(
+            "postgresql+pg8000",
+            username=secret["username"],
+            password=secret["password"],
+            host=secret["host"],
+            port=int(secret.get("port", 5432)),
+            database=secret.get("dbname") or secret.get("database") or "postgres",
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatabaseConfigError(f"database secret lacks a usable field: {exc}") from None
+
+
+def resolve_url(settings: DatabaseSettings) -> URL:
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    # Imported here: only AWS deployments read the secret, and Parameters pulls in boto3.
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age)
+    if not isinstance(secret, dict):
+        raise DatabaseConfigError("database secret is not a JSON object")
+    return url_from_secret(secret)
+
+
+def make_engine(url: str | URL, *, pool_size: int = 1, socket_timeout: int = 30, **kwargs: Any) -> Engine:
+    """An engine for pg8000 with Lambda-friendly pooling. Tests and benches use it directly."""
+    if isinstance(url, str):
+        url = normalize_url(url)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_recycle=300,
+        connect_args={"timeout": socket_timeout, "application_name": "event-reminders"},
+        **kwargs,
+    )
+
+
+def get_engine() -> Engine:
+    """The execution environment's engine, created on first use."""
+    global _engine, _sessions
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                settings = database_settings()
+                _engine = make_engine(
+                    resolve_url(settings), pool_size=settings.db_pool_size, socket_timeout=settings.db_socket_timeout
+                )
+                _sessions = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Forget the engine (tests that switch databases; a worker reloading its code)."""
+    global _engine, _sessions
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _sessions = None
+        database_settings.cache_clear()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success, rolls back on error and always returns its connection."""
+    if engine is None:
+        get_engine()
+        assert _sessions is not None
+        session = _sessions()
+    else:
+        session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

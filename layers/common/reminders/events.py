@@ -1,0 +1,141 @@
+"""Event use cases: create, read, list, change, delete, and read an event's delivery log.
+
+Each takes a session, the owner (the caller's identity, from the authorizer) and ``now``; it
+raises :class:`NotFound` or :class:`InvalidInput`, never an HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from reminders import notifications
+from reminders.errors import InvalidInput, NotFound
+from reminders.models import Event, Notification
+from reminders.schemas import EventCreate, EventUpdate
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def _require_future(starts_at: datetime, now: datetime) -> None:
+    if starts_at <= now:
+        raise InvalidInput("starts_at must be in the future", field="starts_at")
+
+
+def create_event(session: Session, owner: str, data: EventCreate, now: datetime) -> Event:
+    _require_future(data.starts_at, now)
+    event = Event(
+        id=uuid.uuid4(),
+        owner=owner,
+        title=data.title,
+        description=data.description,
+        starts_at=data.starts_at,
+        timezone=data.timezone,
+        recipients=[str(r) for r in data.recipients],
+        reminders=[r.minutes_before for r in data.reminders],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(event)
+    session.flush()
+    notifications.plan_notifications(session, event, now)
+    return event
+
+
+def _parse_id(event_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(event_id)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound("event not found") from None
+
+
+def get_event(session: Session, owner: str, event_id: str, *, for_update: bool = False) -> Event:
+    query = select(Event).where(
+        Event.id == _parse_id(event_id), Event.owner == owner, Event.deleted_at.is_(None)
+    )
+    if for_update:
+        query = query.with_for_update()
+    event = session.scalars(query).one_or_none()
+    if event is None:
+        raise NotFound("event not found")
+    return event
+
+
+def update_event(session: Session, owner: str, event_id: str, patch: EventUpdate, now: datetime) -> Event:
+    # Row lock: two concurrent PATCHes re-plan one after the other, never interleaved.
+    event = get_event(session, owner, event_id, for_update=True)
+    changes = patch.model_dump(exclude_unset=True)
+    if "starts_at" in changes:
+        _require_future(changes["starts_at"], now)
+    if "recipients" in changes:
+        changes["recipients"] = [str(r) for r in changes["recipients"]]
+    if "reminders" in changes:
+        changes["reminders"] = [r["minutes_before"] for r in changes["reminders"]]
+    for field, value in changes.items():
+        setattr(event, field, value)
+    event.updated_at = now
+    session.flush()
+    if {"starts_at", "recipients", "reminders"} & changes.keys():
+        notifications.plan_notifications(session, event, now)
+    return event
+
+
+def delete_event(session: Session, owner: str, event_id: str, now: datetime) -> None:
+    event = get_event(session, owner, event_id, for_update=True)
+    event.deleted_at = now
+    event.updated_at = now
+    notifications.cancel_notifications(session, event.id, now)
+
+
+def list_event_notifications(session: Session, owner: str, event_id: str) -> list[Notification]:
+    event = get_event(session, owner, event_id)
+    return notifications.list_for_event(session, event.id)
+
+
+def encode_cursor(event: Event) -> str:
+    raw = json.dumps([event.starts_at.isoformat(), str(event.id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        starts_at, event_id = json.loads(raw)
+        parsed = datetime.fromisoformat(starts_at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return parsed, uuid.UUID(event_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this API issued", field="cursor") from None
+
+
+def list_events(
+    session: Session,
+    owner: str,
+    *,
+    starts_after: datetime | None = None,
+    starts_before: datetime | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> tuple[list[Event], str | None]:
+    """One page ordered by (starts_at, id), keyset-paginated: every event appears exactly once."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+    query = select(Event).where(Event.owner == owner, Event.deleted_at.is_(None))
+    if starts_after is not None:
+        query = query.where(Event.starts_at > starts_after)
+    if starts_before is not None:
+        query = query.where(Event.starts_at < starts_before)
+    if cursor:
+        after_starts_at, after_id = decode_cursor(cursor)
+        query = query.where(tuple_(Event.starts_at, Event.id) > tuple_(after_starts_at, after_id))
+    rows = list(session.scalars(query.order_by(Event.starts_at, Event.id).limit(limit + 1)))
+    page, more = rows[:limit], len(rows) > limit
+    return page, (encode_cursor(page[-1]) if more else None)

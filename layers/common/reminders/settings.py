@@ -1,0 +1,69 @@
+"""Typed settings, read once from the environment (pydantic-settings).
+
+Nothing else in the package reads ``os.environ``: functions build their settings object at
+start-up through the cached loaders at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the database is: a URL (local, tests) or a Secrets Manager secret (AWS)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str | None = None
+    db_secret_arn: str | None = None
+    # Seconds a fetched secret is reused before Secrets Manager is asked again.
+    db_secret_max_age: int = Field(default=300, ge=0)
+    # pg8000 socket timeout (connect and every round trip), seconds.
+    db_socket_timeout: int = Field(default=30, ge=1, le=900)
+    db_pool_size: int = Field(default=1, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatabaseSettings:
+        if not self.database_url and not self.db_secret_arn:
+            raise ValueError("set DATABASE_URL or DB_SECRET_ARN")
+        return self
+
+
+class ApiSettings(DatabaseSettings):
+    """Settings of ApiFunction."""
+
+
+class NotifierSettings(DatabaseSettings):
+    """Settings of NotifierFunction: who sends, how fast, how hard it retries."""
+
+    sender_email: str = "reminders@example.com"
+    # Reminders claimed per run; one run must finish well inside the function timeout.
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    # SES accounts have a maximum send rate (14/s in a fresh production account).
+    max_send_rate: float = Field(default=14.0, gt=0)
+    send_concurrency: int = Field(default=8, ge=1, le=64)
+    # A claimed row whose lease runs out (the run died) is claimed again.
+    lease_seconds: int = Field(default=120, ge=5)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # Stop claiming new batches when less than this many seconds of the timeout remain.
+    time_budget_margin_seconds: float = Field(default=10.0, ge=0)
+
+
+@lru_cache(maxsize=1)
+def api_settings() -> ApiSettings:
+    return ApiSettings()
+
+
+@lru_cache(maxsize=1)
+def notifier_settings() -> NotifierSettings:
+    return NotifierSettings()
+
+
+@lru_cache(maxsize=1)
+def database_settings() -> DatabaseSettings:
+    return DatabaseSettings()

@@ -1,0 +1,88 @@
+"""The one builder of API Gateway REST (v1) proxy events for tests.
+
+It starts from ``tests/events/apigateway_aws_proxy.json`` (what ``sam local generate-event
+apigateway aws-proxy`` prints) and fills in what API Gateway would for a given request.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+ROUTES = [
+    "/events",
+    "/events/{event_id}",
+    "/events/{event_id}/notifications",
+    "/openapi.json",
+    "/swagger",
+]
+
+
+@cache
+def _template_event() -> dict[str, Any]:
+    return json.loads((EVENTS / "apigateway_aws_proxy.json").read_text())
+
+
+def _resource_for(path: str) -> tuple[str, dict[str, str] | None]:
+    for resource in ROUTES:
+        pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", resource) + "$"
+        match = re.match(pattern, path)
+        if match:
+            return resource, (match.groupdict() or None)
+    return "/{proxy+}", {"proxy": path.lstrip("/")}
+
+
+def rest_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw_body: str | bytes | None = None,
+    query: dict[str, str | list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+    authorizer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    event = copy.deepcopy(_template_event())
+    resource, path_params = _resource_for(path)
+    all_headers = {"Accept": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com"}
+    if body is not None or raw_body is not None:
+        all_headers["Content-Type"] = "application/json"
+    all_headers.update(headers or {})
+    if raw_body is None and body is not None:
+        raw_body = json.dumps(body)
+    is_binary = isinstance(raw_body, bytes)
+    multi_query = {k: (v if isinstance(v, list) else [v]) for k, v in (query or {}).items()}
+    event.update(
+        {
+            "httpMethod": method,
+            "path": path,
+            "resource": resource,
+            "pathParameters": path_params,
+            "stageVariables": None,
+            "headers": all_headers,
+            "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "body": base64.b64encode(raw_body).decode() if is_binary else raw_body,
+            "isBase64Encoded": is_binary,
+        }
+    )
+    context = event["requestContext"]
+    context.update(
+        {
+            "httpMethod": method,
+            "path": f"/{context['stage']}{path}",
+            "resourcePath": resource,
+            "requestId": str(uuid.uuid4()),
+        }
+    )
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    return event
