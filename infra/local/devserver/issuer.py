@@ -1,0 +1,112 @@
+"""A local OIDC issuer: an RSA key pair kept on disk, its JWKS, and tokens for any email.
+
+It stands in for Cognito on a laptop, so the same token authorizer runs locally and on AWS.
+Hand-written because it is a few lines over joserfc; no maintained package serves a JWKS
+and mints tokens without running a whole identity server.
+
+    python -m devserver.issuer token --email ana@example.com    # what `make token` runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+DEFAULT_STATE_DIR = Path(".local/issuer")
+DEFAULT_ISSUER_URL = "http://127.0.0.1:3000/_local/issuer"
+DEFAULT_AUDIENCE = "event-reminders"
+
+
+class LocalIssuer:
+    def __init__(self, state_dir: Path, issuer_url: str, audience: str = DEFAULT_AUDIENCE) -> None:
+        self.state_dir = Path(state_dir)
+        self.issuer_url = issuer_url.rstrip("/")
+        self.audience = audience
+        self._key = self._load_or_create_key()
+
+    def _load_or_create_key(self) -> RSAKey:
+        path = self.state_dir / "signing-key.json"
+        if path.exists():
+            return RSAKey.import_key(json.loads(path.read_text()))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"})
+        # Written to a temporary name and renamed: a concurrent `make token` never reads half a key.
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(key.as_dict(private=True)))
+        tmp.chmod(0o600)
+        if path.exists():  # another process won the race; use its key
+            tmp.unlink()
+            return RSAKey.import_key(json.loads(path.read_text()))
+        tmp.rename(path)
+        return key
+
+    @property
+    def kid(self) -> str:
+        return self._key.thumbprint()
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer_url}/.well-known/jwks.json"
+
+    def jwks(self) -> dict[str, Any]:
+        public = self._key.as_dict(private=False)
+        return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+    def openid_configuration(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer_url,
+            "jwks_uri": self.jwks_url,
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "subject_types_supported": ["public"],
+            "response_types_supported": ["id_token"],
+        }
+
+    def mint(self, email: str, ttl_seconds: int = 3600, **extra_claims: Any) -> str:
+        """An ID token for ``email``, shaped like Cognito's (sub, email, aud, token_use)."""
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer_url,
+            "aud": self.audience,
+            "sub": email.lower(),
+            "email": email,
+            "email_verified": True,
+            "token_use": "id",
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_seconds,
+            **extra_claims,
+        }
+        return jwt.encode({"alg": "RS256", "kid": self.kid, "typ": "JWT"}, claims, self._key)
+
+    def function_env(self) -> dict[str, str]:
+        """What the token authorizer needs to trust this issuer."""
+        return {"JWT_ISSUER": self.issuer_url, "JWT_AUDIENCE": self.audience, "JWKS_URL": self.jwks_url}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devserver.issuer", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    token = commands.add_parser("token", help="print a bearer token for a user")
+    token.add_argument("--email", required=True)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
+    for sub in (token,):
+        sub.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_ISSUER_DIR", DEFAULT_STATE_DIR)))
+        sub.add_argument("--issuer-url", default=os.environ.get("LOCAL_ISSUER_URL", DEFAULT_ISSUER_URL))
+    args = parser.parse_args(argv)
+    if "@" not in args.email:
+        print(f"error: {args.email!r} is not an email address", file=sys.stderr)
+        return 2
+    print(LocalIssuer(args.state_dir, args.issuer_url).mint(args.email, ttl_seconds=args.ttl))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
