@@ -4,8 +4,9 @@ Thin by design: parse and validate (Powertools + pydantic), call one use case, s
 Domain errors become HTTP statuses in ``_map_errors`` and nowhere else.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": Powertools reads the route signatures at run time.
 
+import binascii
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -42,8 +43,18 @@ app.enable_swagger(
 
 ANONYMOUS = "anonymous"
 EventId = Annotated[str, Path(description="The event's id (a UUID)")]
-NOT_FOUND = {404: {"description": "Unknown event", "content": {"application/json": {"model": ErrorOut}}}}
-INVALID = {422: {"description": "Invalid input", "content": {"application/json": {"model": ErrorOut}}}}
+NOT_FOUND: dict[int, Any] = {
+    404: {"description": "Unknown event", "content": {"application/json": {"model": ErrorOut}}}
+}
+INVALID: dict[int, Any] = {
+    422: {"description": "Invalid input", "content": {"application/json": {"model": ErrorOut}}}
+}
+
+
+def ok(model: type[Any], description: str = "OK", status: int = 200) -> dict[int, Any]:
+    """A success response for the OpenAPI document (Powertools drops the implicit 200 once
+    ``responses`` is given)."""
+    return {status: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
 def caller() -> str:
@@ -74,15 +85,22 @@ def _invalid(exc: InvalidInput) -> Response[Any]:
 @app.exception_handler(RequestValidationError)
 def _request_invalid(exc: RequestValidationError) -> Response[Any]:
     # Echo no input back (a megabyte title would come back whole); loc, type and msg suffice.
-    detail = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()]
+    detail = [
+        {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()
+    ]
     return _error(422, "request is invalid", detail)
+
+
+@app.exception_handler([UnicodeDecodeError, binascii.Error])
+def _undecodable_body(exc: Exception) -> Response[Any]:
+    return _error(400, "request body is not UTF-8 JSON")
 
 
 @app.exception_handler(Exception)
 def _map_errors(exc: Exception) -> Response[Any]:
     if isinstance(exc, ServiceError):  # Powertools' own 4xx (unknown route, ...)
-        return _error(exc.status_code, exc.msg)
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated or type(exc).__name__ in {
+        return _error(exc.status_code, str(exc.msg))
+    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or type(exc).__name__ in {
         "OperationalError",
         "InterfaceError",
     }:
@@ -95,7 +113,7 @@ def _map_errors(exc: Exception) -> Response[Any]:
 @app.post(
     "/events",
     summary="Create an event",
-    responses={201: {"description": "Created", "content": {"application/json": {"model": EventOut}}}, **INVALID},
+    responses={**ok(EventOut, "Created", 201), **INVALID},
 )
 @tracer.capture_method
 def create_event(body: Annotated[EventCreate, Body()]) -> Response[EventOut]:
@@ -111,29 +129,40 @@ def create_event(body: Annotated[EventCreate, Body()]) -> Response[EventOut]:
     )
 
 
-@app.get("/events", summary="List events by start time", responses=INVALID)
+@app.get("/events", summary="List events by start time", responses={**ok(EventPage), **INVALID})
 @tracer.capture_method
 def list_events(
-    starts_after: Annotated[AwareDatetime | None, Query(description="Only events starting after this")] = None,
-    starts_before: Annotated[AwareDatetime | None, Query(description="Only events starting before this")] = None,
+    starts_after: Annotated[
+        AwareDatetime | None, Query(description="Only events starting after this")
+    ] = None,
+    starts_before: Annotated[
+        AwareDatetime | None, Query(description="Only events starting before this")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE_SIZE)] = events.DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")] = None,
 ) -> EventPage:
     with session_scope() as session:
         page, next_cursor = events.list_events(
-            session, caller(), starts_after=starts_after, starts_before=starts_before, limit=limit, cursor=cursor
+            session,
+            caller(),
+            starts_after=starts_after,
+            starts_before=starts_before,
+            limit=limit,
+            cursor=cursor,
         )
         return EventPage(items=[EventOut.model_validate(e) for e in page], next_cursor=next_cursor)
 
 
-@app.get("/events/<event_id>", summary="Read an event", responses=NOT_FOUND)
+@app.get("/events/<event_id>", summary="Read an event", responses={**ok(EventOut), **NOT_FOUND, **INVALID})
 @tracer.capture_method
 def get_event(event_id: EventId) -> EventOut:
     with session_scope() as session:
         return EventOut.model_validate(events.get_event(session, caller(), event_id))
 
 
-@app.patch("/events/<event_id>", summary="Change an event", responses={**NOT_FOUND, **INVALID})
+@app.patch(
+    "/events/<event_id>", summary="Change an event", responses={**ok(EventOut), **NOT_FOUND, **INVALID}
+)
 @tracer.capture_method
 def update_event(event_id: EventId, body: Annotated[EventUpdate, Body()]) -> EventOut:
     with session_scope() as session:
@@ -143,7 +172,7 @@ def update_event(event_id: EventId, body: Annotated[EventUpdate, Body()]) -> Eve
 @app.delete(
     "/events/<event_id>",
     summary="Delete an event and cancel its pending reminders",
-    responses={204: {"description": "Deleted"}, **NOT_FOUND},
+    responses={204: {"description": "Deleted"}, **NOT_FOUND, **INVALID},
 )
 @tracer.capture_method
 def delete_event(event_id: EventId) -> Response[None]:
@@ -152,7 +181,11 @@ def delete_event(event_id: EventId) -> Response[None]:
     return Response(status_code=204, body=None)
 
 
-@app.get("/events/<event_id>/notifications", summary="An event's reminder deliveries", responses=NOT_FOUND)
+@app.get(
+    "/events/<event_id>/notifications",
+    summary="An event's reminder deliveries",
+    responses={**ok(NotificationList), **NOT_FOUND, **INVALID},
+)
 @tracer.capture_method
 def list_notifications(event_id: EventId) -> NotificationList:
     with session_scope() as session:
@@ -160,7 +193,7 @@ def list_notifications(event_id: EventId) -> NotificationList:
         return NotificationList(items=[NotificationOut.model_validate(n) for n in rows])
 
 
-@app.get("/openapi.json", include_in_schema=False)
+@app.get("/openapi.json", summary="This OpenAPI document")
 def openapi_document() -> Response[str]:
     return Response(
         status_code=200,

@@ -86,3 +86,23 @@ def rest_event(
     if authorizer is not None:
         context["authorizer"] = authorizer
     return event
+
+
+class ApiResponse:
+    """What API Gateway would send back for a proxy integration result."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.status: int = result["statusCode"]
+        self.headers: dict[str, str] = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            self.headers.setdefault(key.lower(), values[-1])
+        body = result.get("body") or ""
+        if result.get("isBase64Encoded"):
+            body = base64.b64decode(body).decode()
+        self.text: str = body
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    def __repr__(self) -> str:
+        return f"ApiResponse({self.status}, {self.text[:200]!r})"

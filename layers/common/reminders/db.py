@@ -71,7 +71,9 @@ def resolve_url(settings: DatabaseSettings) -> URL:
     # Imported here: only AWS deployments read the secret, and Parameters pulls in boto3.
     from aws_lambda_powertools.utilities import parameters
 
-    secret = parameters.get_secret(settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age)
+    secret = parameters.get_secret(
+        settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age
+    )
     if not isinstance(secret, dict):
         raise DatabaseConfigError("database secret is not a JSON object")
     return url_from_secret(secret)
@@ -100,7 +102,9 @@ def get_engine() -> Engine:
             if _engine is None:
                 settings = database_settings()
                 _engine = make_engine(
-                    resolve_url(settings), pool_size=settings.db_pool_size, socket_timeout=settings.db_socket_timeout
+                    resolve_url(settings),
+                    pool_size=settings.db_pool_size,
+                    socket_timeout=settings.db_socket_timeout,
                 )
                 _sessions = sessionmaker(_engine, expire_on_commit=False)
     return _engine

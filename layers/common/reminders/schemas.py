@@ -60,7 +60,9 @@ Recipients = Annotated[
 class Reminder(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    minutes_before: int = Field(ge=0, le=MAX_MINUTES_BEFORE, strict=True, description="Minutes before starts_at")
+    minutes_before: int = Field(
+        ge=0, le=MAX_MINUTES_BEFORE, strict=True, description="Minutes before starts_at"
+    )
 
 
 def _distinct_reminders(reminders: list[Reminder]) -> list[Reminder]:
@@ -83,7 +85,9 @@ class EventCreate(BaseModel):
     starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; must be in the future")
     timezone: TimeZoneName = "UTC"
     recipients: Recipients
-    reminders: Reminders = Field(default_factory=lambda: [Reminder(minutes_before=m) for m in DEFAULT_REMINDERS])
+    reminders: Reminders = Field(
+        default_factory=lambda: [Reminder(minutes_before=m) for m in DEFAULT_REMINDERS]
+    )
 
 
 class EventUpdate(BaseModel):
@@ -170,6 +174,6 @@ class NotificationList(BaseModel):
 class ErrorOut(BaseModel):
     """Every error response."""
 
-    statusCode: int  # noqa: N815 - the contract's spelling
+    statusCode: int
     message: str
     detail: list[dict[str, Any]] | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,14 @@ class NotifierSettings(DatabaseSettings):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     # Stop claiming new batches when less than this many seconds of the timeout remain.
     time_budget_margin_seconds: float = Field(default=10.0, ge=0)
+    # Results are committed every this many sends: bounds the duplicate window after a crash.
+    record_every: int = Field(default=25, ge=1, le=1_000)
+    # SES endpoint: AWS_ENDPOINT_URL points at moto or LocalStack locally; unset on AWS.
+    aws_endpoint_url: str | None = None
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    ses_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
 
 @lru_cache(maxsize=1)
