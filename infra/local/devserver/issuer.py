@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--email", required=True)
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
     for sub in (token,):
-        sub.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_ISSUER_DIR", DEFAULT_STATE_DIR)))
+        sub.add_argument(
+            "--state-dir", type=Path, default=Path(os.environ.get("LOCAL_ISSUER_DIR", DEFAULT_STATE_DIR))
+        )
         sub.add_argument("--issuer-url", default=os.environ.get("LOCAL_ISSUER_URL", DEFAULT_ISSUER_URL))
     args = parser.parse_args(argv)
     if "@" not in args.email:

@@ -60,7 +60,10 @@ def upgrade() -> None:
             ["event_id"], ["events.id"], name="fk_notifications_event_id_events", ondelete="CASCADE"
         ),
         sa.UniqueConstraint(
-            "event_id", "recipient", "minutes_before", name="uq_notifications_event_id_recipient_minutes_before"
+            "event_id",
+            "recipient",
+            "minutes_before",
+            name="uq_notifications_event_id_recipient_minutes_before",
         ),
         sa.CheckConstraint(
             "status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'expired')",
@@ -68,10 +71,16 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_notifications_due", "notifications", ["next_attempt_at"], postgresql_where=sa.text("status = 'pending'")
+        "ix_notifications_due",
+        "notifications",
+        ["next_attempt_at"],
+        postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
-        "ix_notifications_lease", "notifications", ["lease_until"], postgresql_where=sa.text("status = 'sending'")
+        "ix_notifications_lease",
+        "notifications",
+        ["lease_until"],
+        postgresql_where=sa.text("status = 'sending'"),
     )
 
 
