@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-slow lint format bench clean
+.PHONY: run test test-fast test-slow lint format bench clean token
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Prints a bearer token for EMAIL from the local issuer (the one `make run` trusts).
+token: $(STAMP)
+	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=you@example.com" >&2; exit 2; }
+	@$(BIN)/python -m devserver.issuer token --email "$(EMAIL)"
 
 bench: $(STAMP)
 	$(BIN)/python bench/api_bench.py

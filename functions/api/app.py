@@ -7,6 +7,7 @@ Domain errors become HTTP statuses in ``_map_errors`` and nowhere else.
 # No "from __future__ import annotations": Powertools reads the route signatures at run time.
 
 import binascii
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -41,14 +42,11 @@ app.enable_swagger(
     description="Create events with recipients and reminders; reminders are emailed when due.",
 )
 
-ANONYMOUS = "anonymous"
 EventId = Annotated[str, Path(description="The event's id (a UUID)")]
 NOT_FOUND: dict[int, Any] = {
     404: {"description": "Unknown event", "content": {"application/json": {"model": ErrorOut}}}
 }
-INVALID: dict[int, Any] = {
-    422: {"description": "Invalid input", "content": {"application/json": {"model": ErrorOut}}}
-}
+INVALID: dict[int, Any] = {422: {"description": "Invalid input", "content": {"application/json": {"model": ErrorOut}}}}
 
 
 def ok(model: type[Any], description: str = "OK", status: int = 200) -> dict[int, Any]:
@@ -57,11 +55,24 @@ def ok(model: type[Any], description: str = "OK", status: int = 200) -> dict[int
     return {status: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
-def caller() -> str:
-    """The caller's identity, from the authorizer's context; never from the body."""
-    authorizer = app.current_event.request_context.authorizer
-    identity = authorizer.get("email") or authorizer.get("principalId") if authorizer else None
-    return str(identity) if identity else ANONYMOUS
+class Unauthenticated(Exception):
+    """No identity in the request's authorizer context (the API was reached without the authorizer)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    owner: str
+    email: str | None
+
+
+def caller() -> Caller:
+    """Who is calling, from the authorizer's context only; never from the body."""
+    context = app.current_event.request_context.authorizer
+    principal = context.principal_id if context else None
+    if not principal or principal == "anonymous":
+        raise Unauthenticated
+    email = context.get("email") or None
+    return Caller(owner=str(principal), email=str(email) if email else None)
 
 
 def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> Response[Any]:
@@ -69,6 +80,11 @@ def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None
     if detail is not None:
         body["detail"] = detail
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.exception_handler(Unauthenticated)
+def _unauthenticated(exc: Unauthenticated) -> Response[Any]:
+    return _error(401, "Unauthorized: send 'Authorization: Bearer <token>'")
 
 
 @app.exception_handler(NotFound)
@@ -85,9 +101,7 @@ def _invalid(exc: InvalidInput) -> Response[Any]:
 @app.exception_handler(RequestValidationError)
 def _request_invalid(exc: RequestValidationError) -> Response[Any]:
     # Echo no input back (a megabyte title would come back whole); loc, type and msg suffice.
-    detail = [
-        {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()
-    ]
+    detail = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()]
     return _error(422, "request is invalid", detail)
 
 
@@ -118,7 +132,8 @@ def _map_errors(exc: Exception) -> Response[Any]:
 @tracer.capture_method
 def create_event(body: Annotated[EventCreate, Body()]) -> Response[EventOut]:
     with session_scope() as session:
-        event = events.create_event(session, caller(), body, utcnow())
+        who = caller()
+        event = events.create_event(session, who.owner, body, utcnow(), default_recipient=who.email)
         out = EventOut.model_validate(event)
     metrics.add_metric(name="EventsCreated", unit="Count", value=1)
     return Response(
@@ -132,19 +147,15 @@ def create_event(body: Annotated[EventCreate, Body()]) -> Response[EventOut]:
 @app.get("/events", summary="List events by start time", responses={**ok(EventPage), **INVALID})
 @tracer.capture_method
 def list_events(
-    starts_after: Annotated[
-        AwareDatetime | None, Query(description="Only events starting after this")
-    ] = None,
-    starts_before: Annotated[
-        AwareDatetime | None, Query(description="Only events starting before this")
-    ] = None,
+    starts_after: Annotated[AwareDatetime | None, Query(description="Only events starting after this")] = None,
+    starts_before: Annotated[AwareDatetime | None, Query(description="Only events starting before this")] = None,
     limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE_SIZE)] = events.DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")] = None,
 ) -> EventPage:
     with session_scope() as session:
         page, next_cursor = events.list_events(
             session,
-            caller(),
+            caller().owner,
             starts_after=starts_after,
             starts_before=starts_before,
             limit=limit,
@@ -157,16 +168,14 @@ def list_events(
 @tracer.capture_method
 def get_event(event_id: EventId) -> EventOut:
     with session_scope() as session:
-        return EventOut.model_validate(events.get_event(session, caller(), event_id))
+        return EventOut.model_validate(events.get_event(session, caller().owner, event_id))
 
 
-@app.patch(
-    "/events/<event_id>", summary="Change an event", responses={**ok(EventOut), **NOT_FOUND, **INVALID}
-)
+@app.patch("/events/<event_id>", summary="Change an event", responses={**ok(EventOut), **NOT_FOUND, **INVALID})
 @tracer.capture_method
 def update_event(event_id: EventId, body: Annotated[EventUpdate, Body()]) -> EventOut:
     with session_scope() as session:
-        return EventOut.model_validate(events.update_event(session, caller(), event_id, body, utcnow()))
+        return EventOut.model_validate(events.update_event(session, caller().owner, event_id, body, utcnow()))
 
 
 @app.delete(
@@ -177,7 +186,7 @@ def update_event(event_id: EventId, body: Annotated[EventUpdate, Body()]) -> Eve
 @tracer.capture_method
 def delete_event(event_id: EventId) -> Response[None]:
     with session_scope() as session:
-        events.delete_event(session, caller(), event_id, utcnow())
+        events.delete_event(session, caller().owner, event_id, utcnow())
     return Response(status_code=204, body=None)
 
 
@@ -189,7 +198,7 @@ def delete_event(event_id: EventId) -> Response[None]:
 @tracer.capture_method
 def list_notifications(event_id: EventId) -> NotificationList:
     with session_scope() as session:
-        rows = events.list_event_notifications(session, caller(), event_id)
+        rows = events.list_event_notifications(session, caller().owner, event_id)
         return NotificationList(items=[NotificationOut.model_validate(n) for n in rows])
 
 

@@ -47,8 +47,10 @@ def rest_event(
     raw_body: str | bytes | None = None,
     query: dict[str, str | list[str]] | None = None,
     headers: dict[str, str] | None = None,
-    authorizer: dict[str, Any] | None = None,
+    as_user: str | None = "ana@example.com",
 ) -> dict[str, Any]:
+    """A proxy event; ``as_user`` fills ``requestContext.authorizer`` as our token authorizer
+    does after verifying that user's token (None: no authorizer context at all)."""
     event = copy.deepcopy(_template_event())
     resource, path_params = _resource_for(path)
     all_headers = {"Accept": "application/json", "Host": "abc123.execute-api.us-east-1.amazonaws.com"}
@@ -83,8 +85,8 @@ def rest_event(
             "requestId": str(uuid.uuid4()),
         }
     )
-    if authorizer is not None:
-        context["authorizer"] = authorizer
+    if as_user is not None:
+        context["authorizer"] = {"principalId": as_user.lower(), "email": as_user, "sub": as_user.lower()}
     return event
 
 

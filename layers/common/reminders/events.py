@@ -29,8 +29,16 @@ def _require_future(starts_at: datetime, now: datetime) -> None:
         raise InvalidInput("starts_at must be in the future", field="starts_at")
 
 
-def create_event(session: Session, owner: str, data: EventCreate, now: datetime) -> Event:
+def create_event(
+    session: Session, owner: str, data: EventCreate, now: datetime, *, default_recipient: str | None = None
+) -> Event:
     _require_future(data.starts_at, now)
+    if data.recipients:
+        recipients = [str(r) for r in data.recipients]
+    elif default_recipient:
+        recipients = [default_recipient]
+    else:
+        raise InvalidInput("recipients are required (the caller has no email to default to)", field="recipients")
     event = Event(
         id=uuid.uuid4(),
         owner=owner,
@@ -38,7 +46,7 @@ def create_event(session: Session, owner: str, data: EventCreate, now: datetime)
         description=data.description,
         starts_at=data.starts_at,
         timezone=data.timezone,
-        recipients=[str(r) for r in data.recipients],
+        recipients=recipients,
         reminders=[r.minutes_before for r in data.reminders],
         created_at=now,
         updated_at=now,
@@ -57,9 +65,7 @@ def _parse_id(event_id: str) -> uuid.UUID:
 
 
 def get_event(session: Session, owner: str, event_id: str, *, for_update: bool = False) -> Event:
-    query = select(Event).where(
-        Event.id == _parse_id(event_id), Event.owner == owner, Event.deleted_at.is_(None)
-    )
+    query = select(Event).where(Event.id == _parse_id(event_id), Event.owner == owner, Event.deleted_at.is_(None))
     if for_update:
         query = query.with_for_update()
     event = session.scalars(query).one_or_none()

@@ -60,9 +60,7 @@ Recipients = Annotated[
 class Reminder(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    minutes_before: int = Field(
-        ge=0, le=MAX_MINUTES_BEFORE, strict=True, description="Minutes before starts_at"
-    )
+    minutes_before: int = Field(ge=0, le=MAX_MINUTES_BEFORE, strict=True, description="Minutes before starts_at")
 
 
 def _distinct_reminders(reminders: list[Reminder]) -> list[Reminder]:
@@ -84,10 +82,8 @@ class EventCreate(BaseModel):
     description: Description | None = None
     starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; must be in the future")
     timezone: TimeZoneName = "UTC"
-    recipients: Recipients
-    reminders: Reminders = Field(
-        default_factory=lambda: [Reminder(minutes_before=m) for m in DEFAULT_REMINDERS]
-    )
+    recipients: Recipients | None = Field(default=None, description="Defaults to the caller's email")
+    reminders: Reminders = Field(default_factory=lambda: [Reminder(minutes_before=m) for m in DEFAULT_REMINDERS])
 
 
 class EventUpdate(BaseModel):

@@ -1,0 +1,172 @@
+"""Bearer-token verification for the API's Lambda TOKEN authorizer.
+
+Tokens are JWTs from an OIDC issuer (Cognito on AWS, the local runtime's issuer on a laptop),
+checked against the issuer's JWKS: RS256 signature, issuer, audience (``aud`` on ID tokens,
+``client_id`` on Cognito access tokens), expiry and not-before. The JWKS is fetched once per
+execution environment and again when a token names a key we have not seen (key rotation).
+Hand-written glue over joserfc: Powertools has no JWT verification and this is a few lines.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
+from joserfc.jwk import KeySet
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALGORITHMS = ["RS256"]
+MAX_TOKEN_LENGTH = 8192
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    jwt_issuer: str = ""
+    jwt_audience: str = "event-reminders"
+    # Defaults to the OIDC convention: {issuer}/.well-known/jwks.json (Cognito's path too).
+    jwks_url: str = ""
+    jwks_max_age_seconds: int = Field(default=3600, ge=0)
+    clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+
+    @property
+    def resolved_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.jwt_issuer.rstrip('/')}/.well-known/jwks.json"
+
+
+@lru_cache(maxsize=1)
+def auth_settings() -> AuthSettings:
+    return AuthSettings()
+
+
+class Unauthorized(Exception):
+    """The token cannot be trusted; ``reason`` says why in words a client can act on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AuthConfigError(Exception):
+    """The authorizer cannot verify anything (no issuer configured, JWKS unreachable)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    subject: str
+    email: str | None
+
+
+class JwksCache:
+    """The issuer's public keys, fetched over HTTPS and kept for ``max_age`` seconds."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, tuple[float, KeySet]] = {}
+
+    def get(self, url: str, max_age: int, *, refresh: bool = False) -> KeySet:
+        with self._lock:
+            cached = self._keys.get(url)
+            if cached and not refresh and time.monotonic() - cached[0] < max_age:
+                return cached[1]
+            if not url.startswith(("https://", "http://")):
+                raise AuthConfigError(f"JWKS URL must be http(s): {url!r}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - scheme checked above
+                    keys = KeySet.import_key_set(json.loads(response.read()))
+            except (OSError, ValueError, JoseError) as exc:
+                raise AuthConfigError(f"cannot read the issuer's keys from {url}: {exc}") from None
+            self._keys[url] = (time.monotonic(), keys)
+            return keys
+
+
+_jwks = JwksCache()
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+    token = token.strip()
+    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise Unauthorized("malformed token: not a signed JWT")
+    return token
+
+
+def verify(header: str | None, settings: AuthSettings, now: float | None = None) -> Identity:
+    """Check the token in an Authorization header value; return who the caller is."""
+    if not settings.jwt_issuer:
+        raise AuthConfigError("JWT_ISSUER is not set")
+    token = bearer_token(header)
+    url = settings.resolved_jwks_url
+    try:
+        decoded = jwt.decode(token, _jwks.get(url, settings.jwks_max_age_seconds), algorithms=ALGORITHMS)
+    except JoseError as exc:
+        if "key" in type(exc).__name__.lower() or "kid" in str(exc).lower():
+            # Signed with a key we have not fetched yet (rotation): fetch the JWKS once more.
+            try:
+                decoded = jwt.decode(token, _jwks.get(url, 0, refresh=True), algorithms=ALGORITHMS)
+            except JoseError as again:
+                raise Unauthorized(_describe(again)) from None
+        else:
+            raise Unauthorized(_describe(exc)) from None
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise Unauthorized("malformed token: not a signed JWT") from None
+    claims: dict[str, Any] = dict(decoded.claims)
+    _check_claims(claims, settings, time.time() if now is None else now)
+    email = claims.get("email")
+    return Identity(subject=str(claims["sub"]), email=str(email) if isinstance(email, str) else None)
+
+
+def _check_claims(claims: dict[str, Any], settings: AuthSettings, now: float) -> None:
+    registry = jwt.JWTClaimsRegistry(
+        now=int(now),
+        leeway=settings.clock_skew_seconds,
+        iss={"essential": True, "value": settings.jwt_issuer.rstrip("/")},
+        exp={"essential": True},
+        sub={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except ExpiredTokenError:
+        raise Unauthorized("token has expired") from None
+    except MissingClaimError as exc:
+        raise Unauthorized(f"token lacks a required claim: {exc}") from None
+    except JoseError as exc:
+        if "iss" in str(exc):
+            raise Unauthorized("token is from another issuer") from None
+        raise Unauthorized(f"token claims are invalid: {exc}") from None
+    audiences = claims.get("aud")
+    audiences = [audiences] if isinstance(audiences, str) else list(audiences or [])
+    if settings.jwt_audience not in audiences and claims.get("client_id") != settings.jwt_audience:
+        raise Unauthorized("token is for another audience")
+    if claims.get("token_use", "id") not in ("id", "access"):
+        raise Unauthorized("token is neither an ID nor an access token")
+
+
+def _describe(exc: JoseError) -> str:
+    name = type(exc).__name__
+    if name == "BadSignatureError":
+        return "token signature is invalid"
+    if name in {"UnsupportedAlgorithmError", "MissingAlgorithmError"}:
+        return "token is not signed with RS256"
+    if "Key" in name:
+        return "token is signed by a key the issuer does not publish"
+    return "malformed token: not a signed JWT"
+
+
+def reset_cache() -> None:
+    """Forget fetched keys (tests that rotate keys)."""
+    global _jwks
+    _jwks = JwksCache()
+    auth_settings.cache_clear()
