@@ -1,0 +1,189 @@
+"""The AWS endpoint: moto in server mode, plus LocalStack's inspection routes.
+
+moto keeps only one body part of a sent email, so a thin WSGI wrapper records each SES send
+(v1 SendEmail/SendRawEmail, v2 outbound-emails) in LocalStack's `/_aws/ses` shape.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from devserver import console
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+class SesMailbox:
+    """Sent mail in LocalStack's JSON shape, read back by `GET /_aws/ses`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.messages: list[dict[str, Any]] = []
+
+    def record(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self.messages.append(message)
+        to = ", ".join(message["Destination"].get("ToAddresses") or [])
+        console.line("email", f"{message['Source']} -> {to}: {message.get('Subject')!r} ({message['Id']})")
+
+    def listing(self, message_id: str | None, email: str | None) -> dict[str, Any]:
+        with self._lock:
+            found = [
+                m
+                for m in self.messages
+                if (message_id is None or m["Id"] == message_id) and (email is None or m["Source"] == email)
+            ]
+        return {"messages": found}
+
+
+def _v1_message(form: dict[str, list[str]], message_id: str) -> dict[str, Any]:
+    def one(key: str) -> str | None:
+        return form.get(key, [None])[0]
+
+    def many(prefix: str) -> list[str]:
+        keys = sorted((k for k in form if k.startswith(prefix)), key=lambda k: int(k.rsplit(".", 1)[1]))
+        return [form[k][0] for k in keys]
+
+    message: dict[str, Any] = {
+        "Id": message_id,
+        "Region": "us-east-1",
+        "Source": one("Source"),
+        "Destination": {
+            "ToAddresses": many("Destination.ToAddresses.member."),
+            "CcAddresses": many("Destination.CcAddresses.member."),
+            "BccAddresses": many("Destination.BccAddresses.member."),
+        },
+        "Timestamp": datetime.now(UTC).isoformat(),
+    }
+    if one("Action") == "SendRawEmail":
+        message["RawData"] = one("RawMessage.Data")
+    else:
+        message["Subject"] = one("Message.Subject.Data")
+        message["Body"] = {"text_part": one("Message.Body.Text.Data"), "html_part": one("Message.Body.Html.Data")}
+    return message
+
+
+def _v2_message(body: dict[str, Any], message_id: str) -> dict[str, Any]:
+    simple = (body.get("Content") or {}).get("Simple") or {}
+    parts = simple.get("Body") or {}
+    return {
+        "Id": message_id,
+        "Region": "us-east-1",
+        "Source": body.get("FromEmailAddress"),
+        "Destination": body.get("Destination") or {},
+        "Subject": (simple.get("Subject") or {}).get("Data"),
+        "Body": {
+            "text_part": (parts.get("Text") or {}).get("Data"),
+            "html_part": (parts.get("Html") or {}).get("Data"),
+        },
+        "Timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+class LocalStackRoutes:
+    """WSGI middleware: `/_aws/ses`, `/_localstack/health`, and SES send capture around moto."""
+
+    def __init__(self, moto_app: Callable[[Environ, StartResponse], Iterable[bytes]], mailbox: SesMailbox) -> None:
+        self.moto_app = moto_app
+        self.mailbox = mailbox
+
+    def _json(self, start_response: StartResponse, status: str, payload: Any) -> list[bytes]:
+        data = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/_aws/ses" and method == "GET":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            listing = self.mailbox.listing(query.get("id", [None])[0], query.get("email", [None])[0])
+            return self._json(start_response, "200 OK", listing)
+        if path.startswith("/_localstack/health"):
+            services = {name: "running" for name in ("ses", "sesv2", "secretsmanager", "events", "lambda", "sqs")}
+            return self._json(start_response, "200 OK", {"services": services, "edition": "moto", "version": "local"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = status
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        chunks = list(self.moto_app(environ, capture))
+        if str(captured.get("status", "")).startswith("200") and method == "POST" and raw:
+            self._maybe_record(path, raw, b"".join(chunks))
+        return chunks
+
+    def _maybe_record(self, path: str, raw: bytes, response: bytes) -> None:
+        try:
+            if path.startswith("/v2/email/outbound-emails"):
+                message_id = json.loads(response).get("MessageId")
+                self.mailbox.record(_v2_message(json.loads(raw), message_id))
+                return
+            form = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+            if form.get("Action", [""])[0] in ("SendEmail", "SendRawEmail"):
+                found = re.search(rb"<MessageId>([^<]+)</MessageId>", response)
+                if found:
+                    self.mailbox.record(_v1_message(form, found.group(1).decode()))
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            pass  # not an SES send we can read; moto has answered the client already
+
+
+def moto_wsgi_app(mailbox: SesMailbox) -> LocalStackRoutes:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return LocalStackRoutes(DomainDispatcherApplication(create_backend_app), mailbox)
+
+
+def verify_sender(endpoint: str, sender: str) -> None:
+    import boto3
+
+    client = boto3.client(
+        "ses",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 - the emulator's dummy credentials
+    )
+    client.verify_email_identity(EmailAddress=sender)
+
+
+class MailWatcher:
+    """With an external endpoint (LocalStack), print each new email by polling its `/_aws/ses`."""
+
+    def __init__(self, endpoint: str, interval: float = 2.0) -> None:
+        self._url = endpoint.rstrip("/") + "/_aws/ses"
+        self._interval = interval
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        import urllib.request
+
+        first = True
+        while not self._stop.wait(0 if first else self._interval):
+            try:
+                with urllib.request.urlopen(self._url, timeout=5) as reply:  # noqa: S310 - local endpoint
+                    messages = json.load(reply).get("messages", [])
+            except (OSError, ValueError):
+                continue
+            for message in messages:
+                if message.get("Id") not in self._seen:
+                    self._seen.add(message.get("Id"))
+                    if not first:
+                        to = ", ".join((message.get("Destination") or {}).get("ToAddresses") or [])
+                        console.line("email", f"{message.get('Source')} -> {to}: {message.get('Subject')!r}")
+            first = False
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,81 @@
+"""A function worker: imports one handler once, then runs invocations read from a pipe.
+
+Started by devserver.workers as ``python -m devserver.bootstrap <in_fd> <out_fd>``; the
+function's own stdout/stderr stay free for its logs, as in Lambda. One JSON line per message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+
+class LambdaContext:
+    """What Lambda's Python runtime passes as ``context``."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_name = name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = request["function_arn"]
+        self.memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+        self.aws_request_id = request["request_id"]
+        self.log_group_name = f"/aws/lambda/{name}"
+        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.identity = None
+        self.client_context = None
+        self._deadline_ms = request["deadline_ms"]
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self._deadline_ms - time.time() * 1000))
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "stackTrace": traceback.format_tb(exc.__traceback__),
+    }
+
+
+def main() -> None:
+    reader = os.fdopen(int(sys.argv[1]), "r", encoding="utf-8")
+    writer = os.fdopen(int(sys.argv[2]), "w", encoding="utf-8")
+    code_dir, layer_dir, handler_name = sys.argv[3], sys.argv[4], sys.argv[5]
+    # Lambda puts the function's code first, then its layers, on sys.path.
+    sys.path[:0] = [code_dir, layer_dir]
+    module_name, _, function_name = handler_name.rpartition(".")
+    init_error = None
+    handler = None
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except BaseException as exc:
+        init_error = {**_error(exc), "errorType": f"Runtime.ImportModuleError: {type(exc).__name__}"}
+        traceback.print_exc()
+    writer.write(json.dumps({"ready": True}) + "\n")
+    writer.flush()
+    for line in reader:
+        request = json.loads(line)
+        if init_error is not None:
+            reply: dict[str, Any] = {"error": init_error}
+        else:
+            try:
+                assert handler is not None
+                result = handler(request["event"], LambdaContext(request))
+                reply = {"result": json.dumps(result, default=str)}
+            except BaseException as exc:
+                traceback.print_exc()
+                reply = {"error": _error(exc)}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        writer.write(json.dumps(reply) + "\n")
+        writer.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""API Gateway (REST, v1) in front of the function workers: routes and stage from the template.
+
+Hand-written: no maintained library emulates API Gateway REST proxy events and Lambda
+authorizers without Docker (SAM CLI's start-api runs functions in containers).
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from devserver import console
+from devserver.template import ACCOUNT_ID, API_ID, REGION, App, Authorizer, Route, path_parameters
+from devserver.workers import FunctionPool, Outcome
+
+# API Gateway's own responses by gateway response type; the template may override each one.
+INTERNAL_ERROR = ("DEFAULT_5XX", 502, {"message": "Internal server error"})
+TIMED_OUT = ("INTEGRATION_TIMEOUT", 504, {"message": "Endpoint request timed out"})
+NO_ROUTE = ("MISSING_AUTHENTICATION_TOKEN", 403, {"message": "Missing Authentication Token"})
+UNAUTHORIZED = ("UNAUTHORIZED", 401, {"message": "Unauthorized"})
+DENIED = ("ACCESS_DENIED", 403, {"message": "User is not authorized to access this resource with an explicit deny"})
+AUTHORIZER_FAILED = ("AUTHORIZER_FAILURE", 500, {"message": None})
+GatewayReply = tuple[str, int, dict[str, Any]]
+
+
+class Gateway:
+    """Everything API Gateway does between the socket and the function; the HTTP handler is thin."""
+
+    def __init__(self, app: App, pools: dict[str, FunctionPool], extra_routes: dict[str, Any]) -> None:
+        self.app = app
+        self.pools = pools
+        # Local-only GET routes (the OIDC issuer's documents), served before the API's routes.
+        self.extra_routes = extra_routes
+        # API Gateway caches a TOKEN authorizer's policy per token for authorizerResultTtlInSeconds.
+        self._policies: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._policies_lock = threading.Lock()
+
+    def gateway_reply(self, reply: GatewayReply) -> tuple[int, list[tuple[str, str]], bytes]:
+        kind, status, body = reply
+        if kind in self.app.gateway_responses and kind != "DEFAULT_5XX":
+            custom_status, template = self.app.gateway_responses[kind]
+            if template:
+                return custom_status or status, [("Content-Type", "application/json")], template.encode()
+            status = custom_status or status
+        return _json_reply(status, body)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.app.routes:
+            found = route.pattern.match(path)
+            if found and route.method in (method, "ANY"):
+                return route, path_parameters(route, found)
+        return None
+
+    def is_binary(self, content_type: str) -> bool:
+        media = content_type.split(";")[0].strip().lower()
+        return any(fnmatch.fnmatch(media, pattern.lower()) for pattern in self.app.binary_media_types)
+
+    def build_event(
+        self,
+        *,
+        method: str,
+        path: str,
+        route: Route,
+        params: dict[str, str],
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+    ) -> dict[str, Any]:
+        single: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for name, value in headers:
+            single[name] = value
+            multi.setdefault(name, []).append(value)
+        query_multi: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            query_multi.setdefault(name, []).append(value)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        text_body: str | None = None
+        encoded = False
+        if body:
+            try:
+                if self.is_binary(content_type):
+                    raise UnicodeDecodeError("utf-8", body, 0, 1, "binary media type")
+                text_body = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text_body, encoded = base64.b64encode(body).decode(), True
+        now = datetime.now(UTC)
+        user_agent = single.get("User-Agent") or next((v for k, v in headers if k.lower() == "user-agent"), None)
+        stage = self.app.stage
+        return {
+            "body": text_body,
+            "resource": route.resource,
+            "path": path,
+            "httpMethod": method,
+            "isBase64Encoded": encoded,
+            "queryStringParameters": {k: v[-1] for k, v in query_multi.items()} or None,
+            "multiValueQueryStringParameters": query_multi or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "headers": single or None,
+            "multiValueHeaders": multi or None,
+            "requestContext": {
+                "accountId": ACCOUNT_ID,
+                "resourceId": format(abs(hash(route.resource)) % 0xFFFFFF, "06x"),
+                "stage": stage,
+                "requestId": str(uuid.uuid4()),
+                "extendedRequestId": base64.b32encode(uuid.uuid4().bytes[:10]).decode(),
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "identity": {
+                    "cognitoIdentityPoolId": None,
+                    "accountId": None,
+                    "cognitoIdentityId": None,
+                    "caller": None,
+                    "accessKey": None,
+                    "sourceIp": source_ip,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                    "userArn": None,
+                    "userAgent": user_agent,
+                    "user": None,
+                },
+                "domainName": single.get("Host", "127.0.0.1"),
+                "path": f"/{stage}{path}",
+                "resourcePath": route.resource,
+                "httpMethod": method,
+                "apiId": API_ID,
+                "protocol": "HTTP/1.1",
+            },
+        }
+
+    def method_arn(self, method: str, path: str) -> str:
+        return f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}/{self.app.stage}/{method}{path}"
+
+    def authorize(
+        self, authorizer: Authorizer, method: str, path: str, headers: list[tuple[str, str]]
+    ) -> GatewayReply | dict[str, Any]:
+        """API Gateway's TOKEN authorizer: an error response, or the requestContext.authorizer."""
+        token = next((v for k, v in headers if k.lower() == authorizer.identity_header.lower()), None)
+        if not token or (authorizer.validation is not None and not authorizer.validation.match(token)):
+            return UNAUTHORIZED
+        arn = self.method_arn(method, path)
+        key = (authorizer.name, token)
+        with self._policies_lock:
+            cached = self._policies.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            policy = cached[1]
+        else:
+            outcome = self.invoke(authorizer.function, {"type": "TOKEN", "authorizationToken": token, "methodArn": arn})
+            if outcome.error is not None or outcome.timed_out or outcome.result is None:
+                if outcome.error and outcome.error.get("errorMessage") == "Unauthorized":
+                    return UNAUTHORIZED
+                return AUTHORIZER_FAILED
+            policy = json.loads(outcome.result)
+            if not isinstance(policy, dict) or "policyDocument" not in policy:
+                return AUTHORIZER_FAILED
+            if authorizer.ttl_seconds > 0:
+                with self._policies_lock:
+                    self._policies[key] = (time.monotonic() + authorizer.ttl_seconds, policy)
+        if not _allows(policy.get("policyDocument") or {}, arn):
+            return DENIED
+        context = {k: str(v) for k, v in (policy.get("context") or {}).items()}
+        return {**context, "principalId": policy.get("principalId")}
+
+    def invoke(self, function: str, event: Any) -> Outcome:
+        outcome = self.pools[function].invoke(event)
+        log_invocation(function, "api", outcome)
+        return outcome
+
+    def respond(self, outcome: Outcome) -> tuple[int, list[tuple[str, str]], bytes]:
+        if outcome.timed_out:
+            return self.gateway_reply(TIMED_OUT)
+        if outcome.error is not None or outcome.result is None:
+            return self.gateway_reply(INTERNAL_ERROR)
+        try:
+            reply = json.loads(outcome.result)
+            status = int(reply.get("statusCode", 200))
+            body = reply.get("body") or ""
+            data = base64.b64decode(body) if reply.get("isBase64Encoded") else str(body).encode()
+            headers: list[tuple[str, str]] = [(k, str(v)) for k, v in (reply.get("headers") or {}).items()]
+            for name, values in (reply.get("multiValueHeaders") or {}).items():
+                headers.extend((name, str(v)) for v in values if (name, str(v)) not in headers)
+        except (ValueError, TypeError, AttributeError):
+            console.line("api", "malformed Lambda proxy response -> 502")
+            return self.gateway_reply(INTERNAL_ERROR)
+        return status, headers, data
+
+
+def _allows(document: dict[str, Any], arn: str) -> bool:
+    """IAM evaluation for execute-api: an explicit Deny wins, otherwise an Allow is needed."""
+    allowed = False
+    statements = document.get("Statement") or []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        actions = actions if isinstance(actions, list) else [actions]
+        resources = resources if isinstance(resources, list) else [resources]
+        if not any(fnmatch.fnmatchcase("execute-api:Invoke", a) or a == "*" for a in actions):
+            continue
+        if any(fnmatch.fnmatchcase(arn, r) for r in resources):
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+def _json_reply(status: int, body: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, [("Content-Type", "application/json")], json.dumps(body).encode()
+
+
+def log_invocation(function: str, source: str, outcome: Outcome) -> None:
+    state = "ok"
+    if outcome.timed_out:
+        state = "timed out"
+    elif outcome.error is not None:
+        state = f"error: {outcome.error.get('errorType')}"
+    console.line("invoke", f"{function} ({source}) {outcome.request_id} {state} {outcome.duration_ms:.0f} ms")
+
+
+def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    class ApiHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "devserver"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _handle(self) -> None:
+            started = time.monotonic()
+            split = urlsplit(self.path)
+            path = unquote(split.path) or "/"
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, headers, data = self._dispatch(path, split.query, body)
+            self.send_response(status)
+            names = {k.lower() for k, _ in headers}
+            for name, value in headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            if "content-type" not in names and data:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            elapsed = (time.monotonic() - started) * 1000
+            console.line("request", f"{self.command} {self.path} {status} {elapsed:.0f} ms")
+
+        def _dispatch(self, path: str, query: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+            if self.command == "GET" and path in gateway.extra_routes:
+                return _json_reply(200, gateway.extra_routes[path]())
+            stage_prefix = f"/{gateway.app.stage}"
+            if path == stage_prefix or path.startswith(stage_prefix + "/"):
+                path = path[len(stage_prefix) :] or "/"
+            found = gateway.match(self.command, path)
+            if found is None:
+                return gateway.gateway_reply(NO_ROUTE)
+            route, params = found
+            headers = list(self.headers.items())
+            authorizer_context = None
+            if route.authorizer is not None:
+                decision = gateway.authorize(route.authorizer, self.command, path, headers)
+                if isinstance(decision, tuple):
+                    return gateway.gateway_reply(decision)
+                authorizer_context = decision
+            event = gateway.build_event(
+                method=self.command,
+                path=path,
+                route=route,
+                params=params,
+                query=query,
+                headers=headers,
+                body=body,
+                source_ip=self.client_address[0],
+            )
+            if authorizer_context is not None:
+                event["requestContext"]["authorizer"] = authorizer_context
+            return gateway.respond(gateway.invoke(route.function, event))
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    return ApiHandler
