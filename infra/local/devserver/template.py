@@ -185,8 +185,13 @@ def _load(template_path: Path, overrides: dict[str, str]) -> App:
     base = template_path.parent
     local_dirs: dict[str, Path] = {}
     # The translator wants deployable URIs; remember each local folder by a fake S3 key.
+    global_function = (sam.get("Globals") or {}).get("Function") or {}
+    global_code = global_function.pop("CodeUri", None)
     for name, resource in sam["Resources"].items():
         props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::Function" and global_code and "CodeUri" not in props:
+            props["CodeUri"] = global_code
+            resource["Properties"] = props
         for key in ("CodeUri", "ContentUri"):
             if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
                 local_dirs[name] = (base / props[key]).resolve()
@@ -268,7 +273,7 @@ def _read_openapi(app: App, body: dict[str, Any]) -> None:
                 validation=re.compile(validation) if validation else None,
                 ttl_seconds=int(spec.get("authorizerResultTtlInSeconds", 300)),
             )
-    app.binary_media_types = [t.replace("~1", "/") for t in body.get("x-amazon-apigateway-binary-media-types", [])]
+    app.binary_media_types = [str(t).replace("~1", "/") for t in body.get("x-amazon-apigateway-binary-media-types", [])]
     for kind, response in (body.get("x-amazon-apigateway-gateway-responses") or {}).items():
         templates = response.get("responseTemplates") or {}
         app.gateway_responses[kind] = (

@@ -1,0 +1,133 @@
+"""Start the local runtime (`python -m devserver`) as a subprocess on free ports and watch its console."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalRuntime:
+    template: Path
+    data_dir: Path
+    database_url: str | None = None
+    api_port: int = field(default_factory=free_port)
+    lambda_port: int = field(default_factory=free_port)
+    aws_port: int = field(default_factory=free_port)
+    lines: list[str] = field(default_factory=list)
+    process: subprocess.Popen[str] | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def lambda_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.lambda_port}"
+
+    @property
+    def aws(self) -> str:
+        return f"http://127.0.0.1:{self.aws_port}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "devserver",
+            "--template",
+            str(self.template),
+            "--data-dir",
+            str(self.data_dir),
+            "--api-port",
+            str(self.api_port),
+            "--lambda-port",
+            str(self.lambda_port),
+            "--aws-port",
+            str(self.aws_port),
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DATABASE_URL", "DEVSERVER_"))}
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        return env
+
+    def start(self, timeout: float = 90) -> LocalRuntime:
+        self.process = subprocess.Popen(
+            self.command(),
+            cwd=ROOT,
+            env=self.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+        self.wait_for(r"ready: api ", timeout)
+        return self
+
+    def _collect(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        """The first console line matching ``pattern``, waiting up to ``timeout`` seconds."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if regex.search(line):
+                    return line
+            if self.process is not None and self.process.poll() is not None:
+                time.sleep(0.2)  # let the reader drain the last lines
+                raise RuntimeError(f"runtime exited ({self.process.returncode}):\n" + "\n".join(self.lines[-30:]))
+            time.sleep(0.1)
+        raise TimeoutError(f"no line matching {pattern!r} in {timeout} s:\n" + "\n".join(self.lines[-30:]))
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def mint_token(self, email: str) -> str:
+        """A bearer token from the runtime's local issuer, the way `make token` gets one."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devserver.issuer",
+                "token",
+                "--email",
+                email,
+                "--state-dir",
+                str(self.data_dir / "issuer"),
+                "--issuer-url",
+                f"{self.api}/_local/issuer",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return result.stdout.strip()
