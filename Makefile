@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-slow lint format bench clean token
+.PHONY: run test test-fast test-slow lint format bench clean token check
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,24 @@ format: $(STAMP)
 token: $(STAMP)
 	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=you@example.com" >&2; exit 2; }
 	@$(BIN)/python -m devserver.issuer token --email "$(EMAIL)"
+
+# template.yaml without Docker or an AWS account: cfn-lint, sam validate --lint, sam build.
+# SAM CLI gets its own venv (its pins clash with ours); sam build needs the runtime's python3.13.
+SAM_VENV := .venv-sam
+SAM      := $(SAM_VENV)/bin/sam
+PY313_DIR = $(shell python3.13 -c 'import os, sys; print(os.path.dirname(sys.executable))' 2>/dev/null \
+              || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin 2>/dev/null | tail -1)
+
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli>=1.170,<2'
+
+check: $(STAMP) $(SAM)
+	$(BIN)/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
+	@test -n "$(PY313_DIR)" || { echo "make check: sam build needs Python 3.13 (python3.13 on PATH, or pyenv install 3.13)" >&2; exit 2; }
+	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --cached --parallel
 
 bench: $(STAMP)
 	$(BIN)/python bench/api_bench.py

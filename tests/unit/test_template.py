@@ -263,11 +263,24 @@ def test_every_function_is_traced_and_alarmed_on_errors_and_throttles(cfn: dict[
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
-def test_late_reminders_raise_an_alarm(cfn: dict[str, Any]) -> None:
+def _metrics_emitted_by(source: Path) -> set[str]:
+    """Names in ``metrics.add_metric(name="...")`` calls of a handler module."""
+    return {
+        keyword.value.value
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_metric"
+        for keyword in node.keywords
+        if keyword.arg == "name" and isinstance(keyword.value, ast.Constant)
+    }
+
+
+def test_late_reminders_raise_an_alarm_on_a_metric_the_notifier_emits(cfn: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm").values()]
-    lag = [a for a in alarms if a["Namespace"] == "EventReminders" and a["MetricName"] == "DeliveryLagSeconds"]
-    assert len(lag) == 1
-    assert lag[0]["Dimensions"] == [{"Name": "service", "Value": "notifier"}]
+    custom = [a for a in alarms if a["Namespace"] == "EventReminders"]
+    assert [a["MetricName"] for a in custom] == ["DeliveryLag"]
+    # Powertools Metrics adds the service (POWERTOOLS_SERVICE_NAME) as the default dimension.
+    assert custom[0]["Dimensions"] == [{"Name": "service", "Value": "notifier"}]
+    assert "DeliveryLag" in _metrics_emitted_by(ROOT / "functions" / "notifier" / "app.py")
 
 
 def test_outputs_name_the_api_url_and_every_function(cfn: dict[str, Any]) -> None:
