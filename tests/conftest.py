@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from reminders import db, migrate
+from tests.support import aws
 from tests.support.postgres import test_database
 
 # Handlers read their configuration from the environment, as in Lambda.
@@ -43,6 +44,34 @@ def engine(migrated_engine: Engine, database_url: str, monkeypatch: pytest.Monke
     db.dispose_engine()
     yield migrated_engine
     db.dispose_engine()
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    """A real AWS API endpoint: AWS_ENDPOINT_URL when set (LocalStack), else moto in server mode."""
+    configured = os.environ.get("AWS_ENDPOINT_URL")
+    if configured:
+        aws.verify_sender(configured)
+        yield configured
+        return
+    with aws.moto_server() as endpoint:
+        aws.verify_sender(endpoint)
+        yield endpoint
+
+
+@pytest.fixture
+def aws_env(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point this test's boto3 clients (and handlers) at the endpoint, with dummy credentials.
+
+    Per test, not per session, so tests that use moto's in-process mock_aws are not redirected;
+    the sender is verified again in case such a test reset moto's backends meanwhile.
+    """
+    aws.verify_sender(aws_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("SENDER_EMAIL", aws.SENDER)
+    return aws_endpoint
 
 
 @pytest.fixture

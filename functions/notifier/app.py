@@ -1,9 +1,71 @@
-"""NotifierFunction: emails every due reminder (built in issue 3)."""
+"""NotifierFunction: every minute (EventBridge), email every due reminder and record each delivery.
+
+Thin by design: parse the Scheduled Event, run one use case (``reminders.delivery``), emit its
+metrics and return its summary as JSON.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError("the notifier is not built yet")
+from reminders import db
+from reminders.delivery import RunSummary, run_notifier
+from reminders.mailer import ses_mailer
+from reminders.observability import logger, metrics, tracer
+from reminders.settings import notifier_settings
+
+
+class ScheduledEvent(EventBridgeModel):
+    # EventBridge always sends "0"; `sam local generate-event` samples leave it out.
+    version: str = "0"
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        scheduled = parse(event=event, model=ScheduledEvent)
+    except ValidationError as exc:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+        logger.error("not an EventBridge Scheduled Event", extra={"errors": errors})
+        metrics.add_metric(name="InvalidInvocations", unit=MetricUnit.Count, value=1)
+        return {
+            "statusCode": 400,
+            "message": "expected an EventBridge Scheduled Event",
+            "detail": errors,
+            "sent": 0,
+        }
+    logger.append_keys(schedule_time=scheduled.time.isoformat(), rule=scheduled.resources[:1])
+
+    try:
+        settings = notifier_settings()
+    except ValidationError as exc:
+        # Misconfiguration must fail the invocation (and alarm), but readably.
+        raise RuntimeError(f"notifier settings are invalid: {exc}") from None
+    summary = run_notifier(
+        db.session_scope,
+        ses_mailer(settings),
+        settings,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    _emit_metrics(summary)
+    result = summary.as_dict()
+    logger.info("notifier run finished", extra={"summary": result})
+    return result
+
+
+def _emit_metrics(summary: RunSummary) -> None:
+    metrics.add_metric(name="RemindersSent", unit=MetricUnit.Count, value=summary.sent)
+    metrics.add_metric(name="RemindersFailed", unit=MetricUnit.Count, value=summary.failed)
+    metrics.add_metric(name="RemindersRetried", unit=MetricUnit.Count, value=summary.retried)
+    metrics.add_metric(name="RemindersExpired", unit=MetricUnit.Count, value=summary.expired)
+    metrics.add_metric(name="LeasesReclaimed", unit=MetricUnit.Count, value=summary.reclaimed)
+    # One value per email: CloudWatch computes the lag's percentiles from them.
+    for lag in summary.lags_seconds:
+        metrics.add_metric(name="DeliveryLag", unit=MetricUnit.Seconds, value=lag)

@@ -1,5 +1,5 @@
-"""Notifications: planning deliveries when events change (and, for the notifier, claiming,
-delivering and retrying them).
+"""Notifications: planning deliveries when events change; claiming, expiring and recording them
+for the notifier; the retry policy.
 
 A notification row is one (event, recipient, minutes_before). Planning is an upsert on that
 unique key, so re-planning after an update never duplicates a delivery and never touches a row
@@ -8,13 +8,35 @@ that was already sent, is being sent, or failed for good.
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, not_, select, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Text,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from reminders.models import Event, Notification, NotificationStatus
 
@@ -73,15 +95,11 @@ def cancel_notifications(session: Session, event_id: uuid.UUID, now: datetime) -
     _cancel_pending(session, event_id, now, keep=[])
 
 
-def _cancel_pending(
-    session: Session, event_id: uuid.UUID, now: datetime, keep: Iterable[tuple[str, int]]
-) -> None:
+def _cancel_pending(session: Session, event_id: uuid.UUID, now: datetime, keep: Iterable[tuple[str, int]]) -> None:
     keep = list(keep)
     condition = and_(Notification.event_id == event_id, Notification.status == NotificationStatus.PENDING.value)
     if keep:
-        condition = and_(
-            condition, not_(tuple_(Notification.recipient, Notification.minutes_before).in_(keep))
-        )
+        condition = and_(condition, not_(tuple_(Notification.recipient, Notification.minutes_before).in_(keep)))
     session.execute(
         update(Notification)
         .where(condition)
@@ -99,3 +117,251 @@ def list_for_event(session: Session, event_id: uuid.UUID) -> list[Notification]:
         )
     )
 
+
+# The notifier's side: claim due rows, expire or cancel what may no longer go out, record results.
+#
+# A claim moves rows to 'sending' with a lease and bumps ``attempts``; the bumped value doubles as
+# the claim's token, so a run whose lease ran out cannot overwrite the result of the run that
+# reclaimed the row.
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedNotification:
+    """A delivery this run owns until ``lease_until``, with what the email needs."""
+
+    id: int
+    attempts: int
+    recipient: str
+    minutes_before: int
+    due_at: datetime
+    event_id: uuid.UUID
+    title: str
+    description: str | None
+    starts_at: datetime
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    to_send: list[ClaimedNotification]
+    expired: int = 0
+    cancelled: int = 0
+    # Out of attempts when claimed: earlier runs kept dying before recording a result.
+    failed: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.to_send) + self.expired + self.cancelled + self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What happened to one claimed delivery, as it will be stored."""
+
+    id: int
+    attempts: int
+    status: NotificationStatus
+    message_id: str | None = None
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with "equal jitter": the delay grows with every attempt, yet runs
+    that were throttled together do not all come back in the same second."""
+
+    max_attempts: int = 5
+    base_seconds: float = 30.0
+    max_seconds: float = 3600.0
+
+    def delay(self, attempt: int, rng: random.Random) -> timedelta:
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
+        return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+    def after_failure(
+        self, claimed: ClaimedNotification, error: str, *, retryable: bool, now: datetime, rng: random.Random
+    ) -> DeliveryResult:
+        """Pending again after a backoff, or failed for good (permanent, or the last attempt)."""
+        if retryable and claimed.attempts < self.max_attempts:
+            return DeliveryResult(
+                claimed.id,
+                claimed.attempts,
+                NotificationStatus.PENDING,
+                next_attempt_at=now + self.delay(claimed.attempts, rng),
+                last_error=error,
+            )
+        if retryable:
+            error = f"gave up after {claimed.attempts} attempts: {error}"
+        return DeliveryResult(claimed.id, claimed.attempts, NotificationStatus.FAILED, last_error=error)
+
+
+def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> int:
+    """Put rows whose lease ran out (their run died mid-batch) back in the due queue."""
+    stale = (
+        select(Notification.id)
+        .where(Notification.status == NotificationStatus.SENDING.value, Notification.lease_until < now)
+        .order_by(Notification.lease_until)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("stale")
+    )
+    result = session.execute(
+        update(Notification)
+        .where(Notification.id == stale.c.id)
+        .values(
+            status=NotificationStatus.PENDING.value,
+            lease_until=None,
+            last_error="lease expired before the result was recorded; the email may have gone out",
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def claim_due_notifications(
+    session: Session, now: datetime, *, limit: int, lease_seconds: float, max_attempts: int
+) -> Claim:
+    """Claim up to ``limit`` due rows in one statement; the caller commits before sending.
+
+    Rows locked by another run are skipped, never waited for. Rows of events that already
+    started become ``expired``, rows of deleted events ``cancelled``; neither is sent.
+    """
+    due = (
+        select(Notification.id)
+        .where(Notification.status == NotificationStatus.PENDING.value, Notification.next_attempt_at <= now)
+        .order_by(Notification.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    new_status = case(
+        (Event.deleted_at.is_not(None), NotificationStatus.CANCELLED.value),
+        (Event.starts_at <= now, NotificationStatus.EXPIRED.value),
+        (Notification.attempts >= max_attempts, NotificationStatus.FAILED.value),
+        else_=NotificationStatus.SENDING.value,
+    )
+    sending = new_status == NotificationStatus.SENDING.value
+    stmt = (
+        update(Notification)
+        .where(Notification.id == due.c.id, Event.id == Notification.event_id)
+        .values(
+            status=new_status,
+            attempts=Notification.attempts + case((sending, 1), else_=0),
+            lease_until=case((sending, now + timedelta(seconds=lease_seconds)), else_=None),
+            last_error=case(
+                (
+                    new_status == NotificationStatus.FAILED.value,
+                    func.concat(f"gave up after {max_attempts} attempts: ", Notification.last_error),
+                ),
+                else_=Notification.last_error,
+            ),
+            updated_at=now,
+        )
+        .returning(
+            Notification.id,
+            Notification.status,
+            Notification.attempts,
+            Notification.recipient,
+            Notification.minutes_before,
+            Notification.due_at,
+            Event.id,
+            Event.title,
+            Event.description,
+            Event.starts_at,
+            Event.timezone,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    to_send: list[ClaimedNotification] = []
+    counts = {NotificationStatus.EXPIRED.value: 0, NotificationStatus.CANCELLED.value: 0}
+    counts[NotificationStatus.FAILED.value] = 0
+    for row in session.execute(stmt):
+        if row.status == NotificationStatus.SENDING.value:
+            to_send.append(
+                ClaimedNotification(
+                    id=row[0],
+                    attempts=row[2],
+                    recipient=row[3],
+                    minutes_before=row[4],
+                    due_at=row[5],
+                    event_id=row[6],
+                    title=row[7],
+                    description=row[8],
+                    starts_at=row[9],
+                    timezone=row[10],
+                )
+            )
+        else:
+            counts[row.status] += 1
+    return Claim(
+        to_send,
+        expired=counts[NotificationStatus.EXPIRED.value],
+        cancelled=counts[NotificationStatus.CANCELLED.value],
+        failed=counts[NotificationStatus.FAILED.value],
+    )
+
+
+def record_results(session: Session, results: Sequence[DeliveryResult], now: datetime) -> int:
+    """Store a batch of results in one statement (pg8000's executemany is a round trip per row).
+
+    A result counts only while its claim still holds (status 'sending', same attempt), except
+    that a sent email is always recorded: it went out, whoever owns the row now.
+    Returns how many rows were written.
+    """
+    if not results:
+        return 0
+    v = (
+        func.unnest(
+            _array([r.id for r in results], BigInteger()),
+            _array([r.attempts for r in results], Integer()),
+            _array([r.status.value for r in results], Text()),
+            _array([r.message_id for r in results], Text()),
+            _array([r.sent_at for r in results], DateTime(timezone=True)),
+            _array([r.next_attempt_at for r in results], DateTime(timezone=True)),
+            _array([r.last_error for r in results], Text()),
+        )
+        .table_valued(
+            column("id", BigInteger()),
+            column("attempts", Integer()),
+            column("status", Text()),
+            column("message_id", Text()),
+            column("sent_at", DateTime(timezone=True)),
+            column("next_attempt_at", DateTime(timezone=True)),
+            column("last_error", Text()),
+            name="v",
+        )
+        .render_derived()
+    )
+    sent = NotificationStatus.SENT.value
+    stmt = (
+        update(Notification)
+        .where(
+            Notification.id == v.c.id,
+            or_(
+                and_(v.c.status == sent, Notification.status != sent),
+                and_(
+                    Notification.status == NotificationStatus.SENDING.value,
+                    Notification.attempts == v.c.attempts,
+                ),
+            ),
+        )
+        .values(
+            status=v.c.status,
+            message_id=func.coalesce(v.c.message_id, Notification.message_id),
+            sent_at=func.coalesce(v.c.sent_at, Notification.sent_at),
+            next_attempt_at=func.coalesce(v.c.next_attempt_at, Notification.next_attempt_at),
+            last_error=v.c.last_error,
+            lease_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _array(values: list[Any], item_type: TypeEngine[Any]) -> ColumnElement[Any]:
+    # Typed explicitly: pg8000 cannot infer an array's type from a list of NULLs.
+    return cast(literal(values, ARRAY(item_type)), ARRAY(item_type))

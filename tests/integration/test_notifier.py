@@ -1,0 +1,379 @@
+"""The notifier against a real PostgreSQL and a real SES API (moto server, or LocalStack when
+AWS_ENDPOINT_URL is set). Time is driven through the ``clock`` the run is given."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from sqlalchemy import Engine, func, select
+
+from reminders import db, events, settings
+from reminders.delivery import RunSummary, run_notifier
+from reminders.mailer import Email, SesMailer, local_start, ses_client
+from reminders.models import Notification
+from reminders.schemas import EventCreate, EventUpdate
+from reminders.settings import NotifierSettings
+from tests.support import aws
+from tests.support.lambdas import FakeLambdaContext, load_function
+
+OWNER = "owner@example.com"
+SCHEDULED_EVENT = Path(__file__).resolve().parents[1] / "events" / "eventbridge_scheduled.json"
+
+
+class Outbox:
+    """The emails the endpoint accepted during this test."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.start = len(aws.sent_emails(endpoint))
+
+    def emails(self) -> list[dict[str, Any]]:
+        return aws.sent_emails(self.endpoint)[self.start :]
+
+
+@pytest.fixture
+def outbox(aws_env: str) -> Outbox:
+    return Outbox(aws_env)
+
+
+def notifier_settings(endpoint: str, **overrides: Any) -> NotifierSettings:
+    values: dict[str, Any] = {
+        "database_url": "postgresql://unused",
+        "sender_email": aws.SENDER,
+        "aws_endpoint_url": endpoint,
+        "max_send_rate": 10_000.0,
+        "send_concurrency": 4,
+    }
+    values.update(overrides)
+    return NotifierSettings(**values)
+
+
+def run(engine: Engine, endpoint: str, at: datetime, *, client: Any = None, **overrides: Any) -> RunSummary:
+    config = notifier_settings(endpoint, **overrides)
+    mailer = SesMailer(config.sender_email, client or ses_client(config))
+    return run_notifier(lambda: db.session_scope(engine), mailer, config, clock=lambda: at)
+
+
+def create_event(engine: Engine, now: datetime, **fields: Any) -> uuid.UUID:
+    body = {"title": f"Team sync {uuid.uuid4().hex[:6]}", "recipients": ["ana@example.com"]} | fields
+    with db.session_scope(engine) as session:
+        return events.create_event(session, OWNER, EventCreate.model_validate(body), now).id
+
+
+def rows(engine: Engine, event_id: uuid.UUID) -> list[Notification]:
+    with db.session_scope(engine) as session:
+        return list(
+            session.scalars(
+                select(Notification)
+                .where(Notification.event_id == event_id)
+                .order_by(Notification.recipient, Notification.minutes_before)
+            )
+        )
+
+
+def test_reminder_of_an_event_starting_in_three_minutes_goes_out_once(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    # Given an event starting in 3 minutes with a 5-minute reminder, shown in Berlin time
+    starts_at = now + timedelta(minutes=3)
+    event_id = create_event(
+        engine,
+        now,
+        title="Budget review",
+        description="Room 4 <bring numbers>",
+        starts_at=starts_at.isoformat(),
+        timezone="Europe/Berlin",
+        reminders=[{"minutes_before": 5}],
+    )
+
+    # When the notifier runs
+    summary = run(engine, outbox.endpoint, now)
+
+    # Then exactly one email went out, titled, with the start time in the event's time zone
+    assert summary.sent == 1
+    [email] = outbox.emails()
+    assert "Budget review" in email["Subject"]
+    assert email["Destination"]["ToAddresses"] == ["ana@example.com"]
+    assert email["Source"] == aws.SENDER
+    body = email["Body"]["html_part"] or email["Body"]["text_part"]
+    assert local_start(starts_at, "Europe/Berlin").split(" (")[0] in body
+    assert "Room 4 &lt;bring numbers&gt;" in body or "Room 4 <bring numbers>" in body
+    [row] = rows(engine, event_id)
+    assert (row.status, row.attempts, row.message_id, row.sent_at) == ("sent", 1, email["Id"], now)
+
+    # And running again sends nothing more
+    assert run(engine, outbox.endpoint, now + timedelta(minutes=1)).sent == 0
+    assert len(outbox.emails()) == 1
+
+
+def test_every_recipient_gets_every_reminder_when_due(engine: Engine, outbox: Outbox, now: datetime) -> None:
+    recipients = ["ana@example.com", "bo@example.com", "cy@example.com"]
+    event_id = create_event(
+        engine,
+        now,
+        starts_at=(now + timedelta(minutes=30)).isoformat(),
+        recipients=recipients,
+        reminders=[{"minutes_before": 5}, {"minutes_before": 60}],
+    )
+
+    # The 60-minute reminders are overdue now; the 5-minute ones are due in 25 minutes
+    assert run(engine, outbox.endpoint, now).sent == 3
+    assert run(engine, outbox.endpoint, now + timedelta(minutes=10)).sent == 0
+    assert run(engine, outbox.endpoint, now + timedelta(minutes=25)).sent == 3
+
+    emails = outbox.emails()
+    assert Counter(e["Destination"]["ToAddresses"][0] for e in emails) == dict.fromkeys(recipients, 2)
+    assert {(r.recipient, r.minutes_before, r.status) for r in rows(engine, event_id)} == {
+        (recipient, minutes, "sent") for recipient in recipients for minutes in (5, 60)
+    }
+
+
+def test_moving_the_start_replans_the_reminder(engine: Engine, outbox: Outbox, now: datetime) -> None:
+    event_id = create_event(engine, now, starts_at=(now + timedelta(minutes=10)).isoformat())
+    later = now + timedelta(hours=2)
+    with db.session_scope(engine) as session:
+        events.update_event(session, OWNER, str(event_id), EventUpdate(starts_at=later), now)
+
+    # Not at the old due time...
+    assert run(engine, outbox.endpoint, now + timedelta(minutes=6)).sent == 0
+    # ...but at the new one
+    assert run(engine, outbox.endpoint, later - timedelta(minutes=5)).sent == 1
+    [row] = rows(engine, event_id)
+    assert (row.status, row.due_at) == ("sent", later - timedelta(minutes=5))
+    assert len(outbox.emails()) == 1
+
+
+def test_deleting_an_event_cancels_its_reminders(engine: Engine, outbox: Outbox, now: datetime) -> None:
+    event_id = create_event(engine, now, starts_at=(now + timedelta(minutes=3)).isoformat())
+    with db.session_scope(engine) as session:
+        events.delete_event(session, OWNER, str(event_id), now)
+
+    summary = run(engine, outbox.endpoint, now)
+
+    assert summary.sent == 0
+    assert [r.status for r in rows(engine, event_id)] == ["cancelled"]
+    assert outbox.emails() == []
+
+
+def test_reminder_of_an_event_that_already_started_expires(engine: Engine, outbox: Outbox, now: datetime) -> None:
+    event_id = create_event(engine, now, starts_at=(now + timedelta(minutes=1)).isoformat())
+
+    # The notifier was down until after the start
+    summary = run(engine, outbox.endpoint, now + timedelta(minutes=2))
+
+    assert (summary.sent, summary.expired) == (0, 1)
+    assert [r.status for r in rows(engine, event_id)] == ["expired"]
+    assert outbox.emails() == []
+
+
+class FailingFirst:
+    """The real SES client, except that its first ``failures`` sends raise ``error``."""
+
+    def __init__(self, client: Any, failures: int, code: str, status: int) -> None:
+        self.client = client
+        self.failures = failures
+        self.code = code
+        self.status = status
+        self.calls = 0
+
+    def send_email(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ClientError(
+                {
+                    "Error": {"Code": self.code, "Message": "Maximum sending rate exceeded."},
+                    "ResponseMetadata": {"HTTPStatusCode": self.status},
+                },
+                "SendEmail",
+            )
+        return self.client.send_email(**kwargs)
+
+
+def test_throttled_reminder_is_retried_with_growing_delays_then_sent(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    event_id = create_event(
+        engine, now, starts_at=(now + timedelta(minutes=30)).isoformat(), reminders=[{"minutes_before": 30}]
+    )
+    config = notifier_settings(outbox.endpoint)
+    client = FailingFirst(ses_client(config), failures=2, code="Throttling", status=400)
+
+    at, delays = now, []
+    for _ in range(2):
+        summary = run(engine, outbox.endpoint, at, client=client)
+        assert (summary.sent, summary.retried) == (0, 1)
+        [row] = rows(engine, event_id)
+        assert row.status == "pending" and "Throttling" in (row.last_error or "")
+        delays.append(row.next_attempt_at - at)
+        # Not due again before its backoff ends
+        assert run(engine, outbox.endpoint, at + delays[-1] / 2, client=client).claimed == 0
+        at = row.next_attempt_at
+
+    assert delays[0] < delays[1]
+    assert run(engine, outbox.endpoint, at, client=client).sent == 1
+    [row] = rows(engine, event_id)
+    assert (row.status, row.attempts, row.last_error) == ("sent", 3, None)
+    assert len(outbox.emails()) == 1
+
+
+def test_permanent_rejection_fails_at_once_and_keeps_the_error(engine: Engine, outbox: Outbox, now: datetime) -> None:
+    event_id = create_event(engine, now, starts_at=(now + timedelta(minutes=3)).isoformat())
+
+    # SES (moto) rejects a sender that is not a verified identity
+    summary = run(engine, outbox.endpoint, now, sender_email="nobody@unverified.example.org")
+
+    assert (summary.sent, summary.failed, summary.retried) == (0, 1, 0)
+    [row] = rows(engine, event_id)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert "MessageRejected" in (row.last_error or "")
+    assert run(engine, outbox.endpoint, now + timedelta(hours=1)).claimed == 0
+    assert outbox.emails() == []
+
+
+def test_transient_errors_fail_after_the_allowed_attempts(engine: Engine, outbox: Outbox, now: datetime) -> None:
+    event_id = create_event(
+        engine, now, starts_at=(now + timedelta(hours=3)).isoformat(), reminders=[{"minutes_before": 180}]
+    )
+    config = notifier_settings(outbox.endpoint)
+    client = FailingFirst(ses_client(config), failures=99, code="ServiceUnavailable", status=503)
+
+    at = now
+    for attempt in (1, 2, 3):
+        summary = run(engine, outbox.endpoint, at, client=client, max_attempts=3)
+        [row] = rows(engine, event_id)
+        assert row.attempts == attempt
+        at = row.next_attempt_at
+
+    assert (summary.failed, row.status) == (1, "failed")
+    assert (row.last_error or "").startswith("gave up after 3 attempts: ServiceUnavailable")
+    assert outbox.emails() == []
+
+
+class ProcessDied(BaseException):
+    """Stands for the function being killed (timeout, out of memory) mid-batch."""
+
+
+class DiesOnFirstSend:
+    def send(self, email: Email) -> str:
+        raise ProcessDied
+
+
+def test_rows_of_a_run_that_died_are_sent_once_its_lease_expires(engine: Engine, outbox: Outbox, now: datetime) -> None:
+    event_id = create_event(
+        engine,
+        now,
+        starts_at=(now + timedelta(minutes=20)).isoformat(),
+        recipients=["ana@example.com", "bo@example.com"],
+        reminders=[{"minutes_before": 20}],
+    )
+    config = notifier_settings(outbox.endpoint, send_concurrency=1, lease_seconds=120)
+    with pytest.raises(ProcessDied):
+        run_notifier(lambda: db.session_scope(engine), DiesOnFirstSend(), config, clock=lambda: now)
+    assert {r.status for r in rows(engine, event_id)} == {"sending"}
+
+    # While the lease holds, other runs leave the rows alone
+    assert run(engine, outbox.endpoint, now + timedelta(seconds=60)).claimed == 0
+    # Once it has expired, a later run sends them
+    summary = run(engine, outbox.endpoint, now + timedelta(seconds=121))
+
+    assert (summary.reclaimed, summary.sent) == (2, 2)
+    assert {r.status for r in rows(engine, event_id)} == {"sent"}
+    assert sorted(e["Destination"]["ToAddresses"][0] for e in outbox.emails()) == [
+        "ana@example.com",
+        "bo@example.com",
+    ]
+
+
+@pytest.mark.slow
+def test_four_notifiers_at_once_email_each_of_5000_reminders_exactly_once(
+    engine: Engine, database_url: str, outbox: Outbox, now: datetime
+) -> None:
+    # Given 100 events with 50 recipients each, all due
+    recipients = [f"guest{i}@example.com" for i in range(50)]
+    with db.session_scope(engine) as session:
+        for n in range(100):
+            events.create_event(
+                session,
+                OWNER,
+                EventCreate.model_validate(
+                    {
+                        "title": f"Launch {n}",
+                        "starts_at": (now + timedelta(minutes=30)).isoformat(),
+                        "recipients": recipients,
+                        "reminders": [{"minutes_before": 60}],
+                    }
+                ),
+                now,
+            )
+
+    # When four notifiers run at the same time, each with its own database engine
+    summaries: list[RunSummary] = []
+    errors: list[BaseException] = []
+
+    def notifier() -> None:
+        own_engine = db.make_engine(database_url)
+        try:
+            summaries.append(run(own_engine, outbox.endpoint, now, batch_size=100, send_concurrency=4))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            own_engine.dispose()
+
+    threads = [threading.Thread(target=notifier) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then every reminder was emailed exactly once
+    assert errors == []
+    assert sum(s.sent for s in summaries) == 5000
+    emails = outbox.emails()
+    per_delivery = Counter((e["Destination"]["ToAddresses"][0], e["Subject"]) for e in emails)
+    assert len(emails) == 5000 and len(per_delivery) == 5000
+    with db.session_scope(engine) as session:
+        statuses = dict(
+            session.execute(select(Notification.status, func.count()).group_by(Notification.status)).tuples().all()
+        )
+    assert statuses == {"sent": 5000}
+
+
+@pytest.fixture
+def notifier_handler(engine: Engine, aws_env: str) -> Iterator[Callable[..., dict[str, Any]]]:
+    settings.notifier_settings.cache_clear()
+    yield load_function("notifier").lambda_handler
+    settings.notifier_settings.cache_clear()
+
+
+def test_handler_runs_on_a_scheduled_event_and_returns_a_summary(
+    engine: Engine, outbox: Outbox, notifier_handler: Callable[..., dict[str, Any]]
+) -> None:
+    from reminders.clock import utcnow
+
+    create_event(engine, utcnow(), starts_at=(utcnow() + timedelta(minutes=3)).isoformat())
+
+    result = notifier_handler(json.loads(SCHEDULED_EVENT.read_text()), FakeLambdaContext())
+
+    assert result["sent"] == 1
+    assert {"claimed", "failed", "retried", "expired"} <= result.keys()
+    assert len(outbox.emails()) == 1
+
+
+@pytest.mark.parametrize("payload", [{}, {"detail-type": "Scheduled Event"}, {"time": "yesterday"}])
+def test_handler_answers_a_bad_payload_with_a_clear_error(
+    notifier_handler: Callable[..., dict[str, Any]], payload: dict[str, Any]
+) -> None:
+    result = notifier_handler(payload, FakeLambdaContext())
+
+    assert result["statusCode"] == 400
+    assert result["message"] == "expected an EventBridge Scheduled Event"
+    assert result["sent"] == 0
