@@ -1,0 +1,109 @@
+"""Rendering reminders and sorting SES's errors (botocore's Stubber stands in for SES here;
+the integration tests send through moto)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.stub import Stubber
+
+from reminders.mailer import ErrorKind, SendError, SesMailer, classify, local_start, render_reminder
+from reminders.notifications import ClaimedNotification
+
+STARTS = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def claimed(**fields: object) -> ClaimedNotification:
+    values: dict[str, object] = {
+        "id": 1,
+        "attempts": 1,
+        "recipient": "ana@example.com",
+        "minutes_before": 5,
+        "due_at": STARTS,
+        "event_id": uuid.uuid4(),
+        "title": "Team sync",
+        "description": "Room 4",
+        "starts_at": STARTS,
+        "timezone": "Europe/Berlin",
+    } | fields
+    return ClaimedNotification(**values)  # type: ignore[arg-type]
+
+
+def test_start_time_is_shown_in_the_events_time_zone() -> None:
+    assert local_start(STARTS, "Europe/Berlin") == "Tuesday 1 December 2026, 10:00 CET (Europe/Berlin)"
+    assert local_start(STARTS, "America/New_York") == "Tuesday 1 December 2026, 04:00 EST (America/New_York)"
+    assert local_start(STARTS, "Not/AZone").endswith("09:00 UTC (UTC)")
+
+
+def test_email_has_title_in_subject_and_time_and_description_in_both_bodies() -> None:
+    email = render_reminder(claimed())
+
+    assert email.to == "ana@example.com"
+    assert "Team sync" in email.subject
+    for body in (email.text, email.html):
+        assert "Team sync" in body
+        assert "Tuesday 1 December 2026, 10:00 CET" in body
+        assert "Room 4" in body
+
+
+def test_html_is_escaped_and_the_subject_has_no_line_breaks() -> None:
+    email = render_reminder(claimed(title="<b>Sync</b>\nnow", description="a & b"))
+
+    assert "\n" not in email.subject and "\r" not in email.subject
+    assert "<b>Sync</b>" not in email.html and "&lt;b&gt;Sync&lt;/b&gt;" in email.html
+    assert "a &amp; b" in email.html
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "op")
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (client_error("Throttling", 400), ErrorKind.THROTTLED),
+        (client_error("TooManyRequestsException", 429), ErrorKind.THROTTLED),
+        (client_error("ServiceUnavailable", 503), ErrorKind.TRANSIENT),
+        (client_error("SomethingNew", 500), ErrorKind.TRANSIENT),
+        (client_error("AccountSendingPausedException", 400), ErrorKind.TRANSIENT),
+        (client_error("MessageRejected", 400), ErrorKind.PERMANENT),
+        (client_error("MailFromDomainNotVerifiedException", 400), ErrorKind.PERMANENT),
+        (client_error("InvalidParameterValue", 400), ErrorKind.PERMANENT),
+        (EndpointConnectionError(endpoint_url="http://x"), ErrorKind.TRANSIENT),
+        (ReadTimeoutError(endpoint_url="http://x"), ErrorKind.TRANSIENT),
+        (RuntimeError("surprise"), ErrorKind.TRANSIENT),
+    ],
+)
+def test_ses_errors_are_sorted_into_throttled_transient_and_permanent(error: Exception, kind: ErrorKind) -> None:
+    assert classify(error).kind is kind
+
+
+def test_mailer_sends_text_and_html_from_the_sender_and_raises_classified_errors() -> None:
+    client = boto3.client("ses", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    email = render_reminder(claimed())
+    expected = {
+        "Source": "reminders@example.com",
+        "Destination": {"ToAddresses": ["ana@example.com"]},
+        "Message": {
+            "Subject": {"Data": email.subject, "Charset": "UTF-8"},
+            "Body": {
+                "Text": {"Data": email.text, "Charset": "UTF-8"},
+                "Html": {"Data": email.html, "Charset": "UTF-8"},
+            },
+        },
+    }
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "send_email", "Throttling", "Maximum sending rate exceeded.", 400, expected_params=expected
+        )
+        stub.add_response("send_email", {"MessageId": "abc-123"}, expected)
+        mailer = SesMailer("reminders@example.com", client)
+
+        with pytest.raises(SendError) as raised:
+            mailer.send(email)
+        assert raised.value.kind is ErrorKind.THROTTLED and raised.value.retryable
+        assert mailer.send(email) == "abc-123"
