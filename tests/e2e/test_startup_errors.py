@@ -41,7 +41,8 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
 def test_a_broken_template_is_reported(tmp_path: Path) -> None:
     broken = tmp_path / "template.yaml"
     broken.write_text("Resources:\n  Api: {Type: AWS::Serverless::Function, Properties: {Path: /a/{b}}}\n")
-    result = run_to_exit(LocalRuntime(broken, tmp_path / "data"))
+    # A database that fails fast: the template's error is the one reported.
+    result = run_to_exit(LocalRuntime(broken, tmp_path / "data", database_url="postgresql://postgres@127.0.0.1:1/x"))
     assert_one_clear_error(result, str(broken))
 
 

@@ -4,10 +4,12 @@ Lambda Invoke API and the schedules; stop all of them on Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import errno
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -49,6 +51,16 @@ def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler], flag: str
     return server
 
 
+def _check_port(host: str, port: int, flag: str) -> None:
+    """Fail before anything starts when a port is taken (the servers bind for real later)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartupError(_port_message(exc, host, port, flag)) from None
+
+
 def _port_message(exc: OSError, host: str, port: int, flag: str) -> str:
     if exc.errno == errno.EADDRINUSE:
         return f"port {port} on {host} is already in use; stop what uses it or choose another with {flag}"
@@ -65,6 +77,7 @@ class Runtime:
         self._cleanups.append(cleanup)
 
     def stop(self) -> None:
+        self.stopping.set()
         for cleanup in reversed(self._cleanups):
             try:
                 cleanup()
@@ -80,6 +93,21 @@ class Runtime:
 
         args = self.args
         started = time.monotonic()
+        ports = [(args.api_port, "--api-port"), (args.lambda_port, "--lambda-port")]
+        if not os.environ.get("AWS_ENDPOINT_URL"):
+            ports.append((args.aws_port, "--aws-port"))
+        for port, flag in ports:
+            _check_port(args.host, port, flag)
+        # PostgreSQL starts (and migrates) while the template is translated and moto comes up.
+        opening = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="database")
+        database_future = opening.submit(open_database, os.environ.get("DATABASE_URL"), Path(args.data_dir))
+        opening.shutdown(wait=False)
+
+        def stop_database() -> None:
+            if database_future.exception() is None:
+                database_future.result().stop()
+
+        self.on_stop(stop_database)
         overrides = {"SenderEmail": os.environ["SENDER_EMAIL"]} if os.environ.get("SENDER_EMAIL") else {}
         app = template.load(Path(args.template).resolve(), overrides)
         if not app.functions:
@@ -122,9 +150,6 @@ class Runtime:
             self.on_stop(aws_server.server_close)
             endpoint = f"http://{args.host}:{args.aws_port}"
 
-        database = open_database(os.environ.get("DATABASE_URL"), Path(args.data_dir))
-        self.on_stop(database.stop)
-
         if aws_server is not None:
             self._serve(aws_server)
             sender = overrides.get("SenderEmail") or _sender(app)
@@ -133,6 +158,7 @@ class Runtime:
             watcher = aws.MailWatcher(endpoint)
             threading.Thread(target=watcher.run, daemon=True).start()
             self.on_stop(watcher.stop)
+        database = database_future.result()
 
         base_env = _base_env(endpoint, database.url_text)
         # The local issuer stands in for Cognito: its settings replace the template's.
