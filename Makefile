@@ -47,13 +47,15 @@ PY313_DIR = $(shell python3.13 -c 'import os, sys; print(os.path.dirname(sys.exe
 $(SAM):
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli>=1.170,<2'
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==1.170.0'
 
 check: $(STAMP) $(SAM)
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint
 	@test -n "$(PY313_DIR)" || { echo "make check: sam build needs Python 3.13 (python3.13 on PATH, or pyenv install 3.13)" >&2; exit 2; }
-	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --cached --parallel
+	@# Its own build dir: .aws-sam/build stays what `sam build` made for deploy or sam local.
+	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --cached --parallel \
+		--build-dir .aws-sam/check/build --cache-dir .aws-sam/check/cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/api_bench.py
