@@ -229,6 +229,7 @@ def log_invocation(function: str, source: str, outcome: Outcome) -> None:
 def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class ApiHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms delayed-ACK stall
         server_version = "devserver"
 
         def log_message(self, format: str, *args: Any) -> None:
