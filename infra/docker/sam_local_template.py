@@ -1,0 +1,69 @@
+"""Write a copy of template.yaml that `sam local` can run on this machine.
+
+template.yaml deploys arm64 functions; SAM's containers can't run arm64 code on an x86_64 machine
+without qemu, so the copy switches every function and layer to the machine's architecture. It also
+declares DATABASE_URL, because `sam local --env-vars` only sets variables the template declares.
+Nothing else changes. Run it with SAM CLI's Python (its YAML loader keeps CloudFormation's tags):
+
+    .venv-sam/bin/python infra/docker/sam_local_template.py template.yaml .aws-sam/local/template.yaml
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from samcli.yamlhelper import yaml_dump, yaml_parse
+
+ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+LOCAL_ONLY_VARIABLES = ("DATABASE_URL",)
+
+
+def localize(template: dict[str, Any], arch: str) -> list[str]:
+    changes: list[str] = []
+    function_globals = template.setdefault("Globals", {}).setdefault("Function", {})
+    if function_globals.get("Architectures") not in (None, [arch]):
+        changes.append(f"Globals.Function.Architectures -> [{arch}]")
+        function_globals["Architectures"] = [arch]
+    for name, resource in template.get("Resources", {}).items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::Function" and props.get("Architectures") not in (None, [arch]):
+            props["Architectures"] = [arch]
+            changes.append(f"{name}.Architectures -> [{arch}]")
+        if resource.get("Type") == "AWS::Serverless::LayerVersion":
+            if props.get("CompatibleArchitectures") not in (None, [arch]):
+                props["CompatibleArchitectures"] = [arch]
+                changes.append(f"{name}.CompatibleArchitectures -> [{arch}]")
+            metadata = resource.get("Metadata") or {}
+            if metadata.get("BuildArchitecture") not in (None, arch):
+                metadata["BuildArchitecture"] = arch
+                changes.append(f"{name}.Metadata.BuildArchitecture -> {arch}")
+    variables = function_globals.setdefault("Environment", {}).setdefault("Variables", {})
+    for variable in LOCAL_ONLY_VARIABLES:
+        if variable not in variables:
+            variables[variable] = ""
+            changes.append(f"Globals.Function.Environment.Variables.{variable} declared (empty)")
+    return changes
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    source, target = Path(argv[1]), Path(argv[2])
+    arch = ARCHITECTURES.get(platform.machine().lower())
+    if arch is None:
+        print(f"sam local template: unsupported machine {platform.machine()}", file=sys.stderr)
+        return 2
+    template = yaml_parse(source.read_text())
+    changes = localize(template, arch)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml_dump(template))
+    print(f"sam local template: {target} from {source} ({'; '.join(changes) or 'unchanged'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
