@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from reminders import events
 from reminders.clock import utcnow
-from reminders.db import session_scope
+from reminders.db import DatabaseConfigError, session_scope
 from reminders.errors import InvalidInput, NotFound
 from reminders.observability import logger, metrics, tracer
 from reminders.schemas import (
@@ -108,6 +108,12 @@ def _request_invalid(exc: RequestValidationError) -> Response[Any]:
 @app.exception_handler([UnicodeDecodeError, binascii.Error])
 def _undecodable_body(exc: Exception) -> Response[Any]:
     return _error(400, "request body is not UTF-8 JSON")
+
+
+@app.exception_handler(DatabaseConfigError)
+def _database_misconfigured(exc: DatabaseConfigError) -> Response[Any]:
+    logger.error("database is not configured", extra={"error": str(exc)})
+    return _error(503, "service unavailable: the database is not configured")
 
 
 @app.exception_handler(Exception)

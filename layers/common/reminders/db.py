@@ -9,11 +9,13 @@ fetched through Powertools Parameters with caching.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import URL, Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,19 +52,36 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def url_from_secret(secret: dict[str, Any]) -> URL:
-    """Build the URL from a secret in the shape RDS and Secrets Manager rotation use."""
+def url_from_secret(secret: dict[str, Any], settings: DatabaseSettings | None = None) -> URL:
+    """Build the URL from a secret in the shape RDS and Secrets Manager rotation use; DB_HOST,
+    DB_PORT and DB_NAME, when set, win over the secret's fields."""
+    host = (settings.db_host if settings else None) or secret.get("host")
+    port = (settings.db_port if settings else None) or secret.get("port") or 5432
+    name = (settings.db_name if settings else None) or secret.get("dbname") or secret.get("database") or "postgres"
     try:
+        if not host:
+            raise KeyError("host (set DB_HOST when the secret has none)")
         return URL.create(
             "postgresql+pg8000",
             username=secret["username"],
             password=secret["password"],
-            host=secret["host"],
-            port=int(secret.get("port", 5432)),
-            database=secret.get("dbname") or secret.get("database") or "postgres",
+            host=host,
+            port=int(port),
+            database=name,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DatabaseConfigError(f"database secret lacks a usable field: {exc}") from None
+
+
+def ssl_context(sslmode: str, root_cert: str | None = None) -> ssl.SSLContext | None:
+    """TLS as libpq's sslmode: ``require`` encrypts, ``verify-full`` also checks the certificate."""
+    if sslmode == "disable":
+        return None
+    context = ssl.create_default_context(cafile=root_cert)
+    if sslmode == "require":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def resolve_url(settings: DatabaseSettings) -> URL:
@@ -71,25 +90,33 @@ def resolve_url(settings: DatabaseSettings) -> URL:
     # Imported here: only AWS deployments read the secret, and Parameters pulls in boto3.
     from aws_lambda_powertools.utilities import parameters
 
-    secret = parameters.get_secret(
-        settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age
-    )
+    secret = parameters.get_secret(settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age)
     if not isinstance(secret, dict):
         raise DatabaseConfigError("database secret is not a JSON object")
     return url_from_secret(secret)
 
 
-def make_engine(url: str | URL, *, pool_size: int = 1, socket_timeout: int = 30, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 1,
+    socket_timeout: int = 30,
+    tls: ssl.SSLContext | None = None,
+    **kwargs: Any,
+) -> Engine:
     """An engine for pg8000 with Lambda-friendly pooling. Tests and benches use it directly."""
     if isinstance(url, str):
         url = normalize_url(url)
+    connect_args: dict[str, Any] = {"timeout": socket_timeout, "application_name": "event-reminders"}
+    if tls is not None:
+        connect_args["ssl_context"] = tls
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
         pool_recycle=300,
-        connect_args={"timeout": socket_timeout, "application_name": "event-reminders"},
+        connect_args=connect_args,
         **kwargs,
     )
 
@@ -100,11 +127,16 @@ def get_engine() -> Engine:
     if _engine is None:
         with _lock:
             if _engine is None:
-                settings = database_settings()
+                try:
+                    settings = database_settings()
+                except ValidationError as exc:
+                    problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+                    raise DatabaseConfigError(f"database settings are invalid: {problems}") from None
                 _engine = make_engine(
                     resolve_url(settings),
                     pool_size=settings.db_pool_size,
                     socket_timeout=settings.db_socket_timeout,
+                    tls=ssl_context(settings.db_sslmode, settings.db_ssl_root_cert),
                 )
                 _sessions = sessionmaker(_engine, expire_on_commit=False)
     return _engine

@@ -7,6 +7,7 @@ start-up through the cached loaders at the bottom of this module.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,15 @@ class DatabaseSettings(BaseSettings):
     # pg8000 socket timeout (connect and every round trip), seconds.
     db_socket_timeout: int = Field(default=30, ge=1, le=900)
     db_pool_size: int = Field(default=1, ge=1, le=50)
+    # TLS to PostgreSQL, as libpq's sslmode: RDS requires it (rds.force_ssl), a laptop does not.
+    db_sslmode: Literal["disable", "require", "verify-full"] = "disable"
+    # CA bundle for verify-full (e.g. RDS's global-bundle.pem); the system's CAs when unset.
+    db_ssl_root_cert: str | None = None
+    # Override the secret's host/port/dbname: RDS-managed secrets hold only username and password,
+    # and with RDS Proxy the host is the proxy's endpoint.
+    db_host: str | None = None
+    db_port: int | None = Field(default=None, ge=1, le=65535)
+    db_name: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DatabaseSettings:
@@ -56,9 +66,7 @@ class NotifierSettings(DatabaseSettings):
     record_every: int = Field(default=25, ge=1, le=1_000)
     # SES endpoint: AWS_ENDPOINT_URL points at moto or LocalStack locally; unset on AWS.
     aws_endpoint_url: str | None = None
-    aws_region: str = Field(
-        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
-    )
+    aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     ses_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
 
