@@ -62,6 +62,17 @@ def test_tls_modes_follow_libpq() -> None:
     assert verified is not None and verified.check_hostname and verified.verify_mode == ssl.CERT_REQUIRED
 
 
+def test_sslmode_comes_from_the_url_or_the_secret_default() -> None:
+    local = db.resolve_url(DatabaseSettings(database_url="postgresql://u@db/app"))
+    assert "sslmode" not in local.query
+    forced = db.resolve_url(DatabaseSettings(database_url="postgresql://u@db/app?sslmode=require"))
+    assert forced.query["sslmode"] == "require"
+    secret = db.url_from_secret({"username": "u", "password": "p", "host": "h"})
+    assert secret.database == "postgres" and secret.port == 5432
+    with pytest.raises(db.DatabaseConfigError, match="sslmode"):
+        db.make_engine("postgresql://u@db/app?sslmode=prefer")
+
+
 def test_api_reads_the_database_secret_from_secrets_manager(
     engine: Engine, database_url: str, aws_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,6 +94,7 @@ def test_api_reads_the_database_secret_from_secrets_manager(
     )["ARN"]
     monkeypatch.delenv("DATABASE_URL")
     monkeypatch.setenv("DB_SECRET_ARN", arn)
+    monkeypatch.setenv("DB_SSLMODE", "disable")  # the test server has no certificate
     db.dispose_engine()
     response = get_events()
     assert response.status == 200, response

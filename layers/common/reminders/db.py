@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.settings import DatabaseSettings, database_settings
 
+SSLMODES = ("disable", "require", "verify-full")
 _lock = threading.Lock()
 _engine: Engine | None = None
 _sessions: sessionmaker[Session] | None = None
@@ -85,15 +86,25 @@ def ssl_context(sslmode: str, root_cert: str | None = None) -> ssl.SSLContext | 
 
 
 def resolve_url(settings: DatabaseSettings) -> URL:
+    """The database URL; TLS goes in its ``sslmode`` query parameter, as with libpq."""
     if settings.database_url:
-        return normalize_url(settings.database_url)
+        url = normalize_url(settings.database_url)
+        if settings.db_sslmode and "sslmode" not in url.query:
+            url = url.update_query_dict({"sslmode": settings.db_sslmode})
+        return url
     # Imported here: only AWS deployments read the secret, and Parameters pulls in boto3.
     from aws_lambda_powertools.utilities import parameters
 
-    secret = parameters.get_secret(settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age)
+    try:
+        secret = parameters.get_secret(
+            settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age
+        )
+    except parameters.exceptions.TransformParameterError:
+        raise DatabaseConfigError("database secret is not JSON") from None
     if not isinstance(secret, dict):
         raise DatabaseConfigError("database secret is not a JSON object")
-    return url_from_secret(secret)
+    # RDS enforces TLS by default (rds.force_ssl), so a secret-described database gets it unless told otherwise.
+    return url_from_secret(secret, settings).update_query_dict({"sslmode": settings.db_sslmode or "require"})
 
 
 def make_engine(
@@ -102,11 +113,18 @@ def make_engine(
     pool_size: int = 1,
     socket_timeout: int = 30,
     tls: ssl.SSLContext | None = None,
+    root_cert: str | None = None,
     **kwargs: Any,
 ) -> Engine:
     """An engine for pg8000 with Lambda-friendly pooling. Tests and benches use it directly."""
     if isinstance(url, str):
         url = normalize_url(url)
+    sslmode = url.query.get("sslmode")
+    if sslmode is not None:
+        if sslmode not in SSLMODES:
+            raise DatabaseConfigError(f"sslmode must be one of {', '.join(SSLMODES)}, not {sslmode!r}")
+        url = url.difference_update_query(["sslmode"])
+        tls = tls or ssl_context(str(sslmode), root_cert)
     connect_args: dict[str, Any] = {"timeout": socket_timeout, "application_name": "event-reminders"}
     if tls is not None:
         connect_args["ssl_context"] = tls
@@ -136,7 +154,7 @@ def get_engine() -> Engine:
                     resolve_url(settings),
                     pool_size=settings.db_pool_size,
                     socket_timeout=settings.db_socket_timeout,
-                    tls=ssl_context(settings.db_sslmode, settings.db_ssl_root_cert),
+                    root_cert=settings.db_ssl_root_cert,
                 )
                 _sessions = sessionmaker(_engine, expire_on_commit=False)
     return _engine

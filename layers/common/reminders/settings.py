@@ -25,8 +25,9 @@ class DatabaseSettings(BaseSettings):
     # pg8000 socket timeout (connect and every round trip), seconds.
     db_socket_timeout: int = Field(default=30, ge=1, le=900)
     db_pool_size: int = Field(default=1, ge=1, le=50)
-    # TLS to PostgreSQL, as libpq's sslmode: RDS requires it (rds.force_ssl), a laptop does not.
-    db_sslmode: Literal["disable", "require", "verify-full"] = "disable"
+    # TLS to PostgreSQL, as libpq's sslmode. Unset: a URL's own ?sslmode= (else none), and
+    # "require" for a secret-described database (RDS enforces TLS by default; a laptop does not).
+    db_sslmode: Literal["disable", "require", "verify-full"] | None = None
     # CA bundle for verify-full (e.g. RDS's global-bundle.pem); the system's CAs when unset.
     db_ssl_root_cert: str | None = None
     # Override the secret's host/port/dbname: RDS-managed secrets hold only username and password,
