@@ -28,6 +28,9 @@ NO_ROUTE = ("MISSING_AUTHENTICATION_TOKEN", 403, {"message": "Missing Authentica
 UNAUTHORIZED = ("UNAUTHORIZED", 401, {"message": "Unauthorized"})
 DENIED = ("ACCESS_DENIED", 403, {"message": "User is not authorized to access this resource with an explicit deny"})
 AUTHORIZER_FAILED = ("AUTHORIZER_FAILURE", 500, {"message": None})
+TOO_LARGE = ("REQUEST_TOO_LARGE", 413, {"message": "Request Too Long"})
+# API Gateway REST's payload limit.
+MAX_BODY = 10 * 1024 * 1024
 GatewayReply = tuple[str, int, dict[str, Any]]
 
 
@@ -195,6 +198,36 @@ class Gateway:
         return status, headers, data
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes | None:
+    """The request body (Content-Length or chunked); None when it is over API Gateway's limit."""
+    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
+        chunks, size = [], 0
+        while True:
+            line = handler.rfile.readline(65537).split(b";")[0].strip()
+            try:
+                length = int(line, 16) if line else 0
+            except ValueError:
+                handler.close_connection = True  # a malformed chunk: stop reading this connection
+                length = 0
+            if length == 0:
+                handler.rfile.readline()
+                break
+            size += length
+            chunks.append(handler.rfile.read(length))
+            handler.rfile.readline()
+        body = b"".join(chunks)
+    else:
+        try:
+            length = max(0, int(handler.headers.get("Content-Length") or 0))
+        except ValueError:
+            length = 0
+        if length > MAX_BODY:
+            handler.close_connection = True  # the unread body makes the connection unusable
+            return None
+        body = handler.rfile.read(length) if length else b""
+    return None if len(body) > MAX_BODY else body
+
+
 def _allows(document: dict[str, Any], arn: str) -> bool:
     """IAM evaluation for execute-api: an explicit Deny wins, otherwise an Allow is needed."""
     allowed = False
@@ -239,9 +272,15 @@ def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             started = time.monotonic()
             split = urlsplit(self.path)
             path = unquote(split.path) or "/"
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, headers, data = self._dispatch(path, split.query, body)
+            body = read_body(self)
+            if body is None:
+                status, headers, data = gateway.gateway_reply(TOO_LARGE)
+            else:
+                try:
+                    status, headers, data = self._dispatch(path, split.query, body)
+                except Exception as exc:  # the runtime's own fault: say so in one line, answer like API Gateway
+                    console.line("api", f"{self.command} {path}: {type(exc).__name__}: {exc}")
+                    status, headers, data = gateway.gateway_reply(INTERNAL_ERROR)
             self.send_response(status)
             names = {k.lower() for k, _ in headers}
             for name, value in headers:

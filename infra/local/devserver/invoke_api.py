@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from devserver import console
-from devserver.gateway import log_invocation
+from devserver.gateway import log_invocation, read_body
 from devserver.template import ACCOUNT_ID, REGION
 from devserver.workers import FunctionPool
 
@@ -42,8 +42,10 @@ def handler_class(pools: dict[str, FunctionPool]) -> type[BaseHTTPRequestHandler
 
         def do_POST(self) -> None:
             started = time.monotonic()
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = read_body(self)
+            if raw is None:
+                self._client_error(413, "RequestTooLargeException", "Request must be smaller than 10 MiB")
+                return
             match = _PATH.match(self.path.split("?")[0])
             if not match:
                 self._client_error(404, "UnknownOperationException", f"Unknown operation {self.path}")
