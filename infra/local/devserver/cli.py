@@ -112,7 +112,6 @@ class Runtime:
         app = template.load(Path(args.template).resolve(), overrides)
         if not app.functions:
             raise TemplateError(f"{args.template}: no AWS::Serverless::Function to run")
-        Scheduler(app.schedules, lambda name, event: None)  # fail fast on a bad expression
 
         pools: dict[str, FunctionPool] = {}
         issuer = _issuer(Path(args.data_dir), f"http://{args.host}:{args.api_port}/_local/issuer")

@@ -92,18 +92,23 @@ class Trigger:
             # A rate rule fires at the next minute boundary, then every period after the first fire.
             return candidate
         minute, hour, dom, month, dow, year = self.cron
-        for _ in range(366 * 24 * 60 * 5):
+        limit = candidate + timedelta(days=366 * 5)
+        while candidate < limit:
             weekday = (candidate.weekday() + 1) % 7 + 1  # AWS: 1 = Sunday
-            if (
+            day_matches = (
                 (year is None or candidate.year in year)
                 and (month is None or candidate.month in month)
                 and (dom is None or candidate.day in dom)
                 and (dow is None or weekday in dow)
-                and (hour is None or candidate.hour in hour)
-                and (minute is None or candidate.minute in minute)
-            ):
+            )
+            if not day_matches:
+                candidate = candidate.replace(hour=0, minute=0) + timedelta(days=1)
+            elif hour is not None and candidate.hour not in hour:
+                candidate = candidate.replace(minute=0) + timedelta(hours=1)
+            elif minute is not None and candidate.minute not in minute:
+                candidate += timedelta(minutes=1)
+            else:
                 return candidate
-            candidate += timedelta(minutes=1)
         raise ScheduleError(f"{self.expression} never fires")
 
 
@@ -125,7 +130,12 @@ def scheduled_event(schedule: Schedule, when: datetime) -> dict[str, Any]:
 
 class Scheduler:
     def __init__(self, schedules: list[Schedule], fire: Callable[[str, dict[str, Any]], None]) -> None:
-        self._entries = [(schedule, Trigger(schedule.expression)) for schedule in schedules]
+        self._entries: list[tuple[Schedule, Trigger]] = []
+        for schedule in schedules:
+            try:
+                self._entries.append((schedule, Trigger(schedule.expression)))
+            except ScheduleError as exc:
+                console.line("schedule", f"{schedule.rule_id} is not emulated: {exc}")
         self._fire = fire
         self._stop = threading.Event()
 
