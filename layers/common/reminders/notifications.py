@@ -21,8 +21,10 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Integer,
+    Subquery,
     Text,
     and_,
+    any_,
     case,
     cast,
     column,
@@ -205,11 +207,11 @@ def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> in
         .order_by(Notification.lease_until)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .cte("stale")
+        .subquery("stale")
     )
     result = session.execute(
         update(Notification)
-        .where(Notification.id == stale.c.id)
+        .where(Notification.id == _any_of(stale))
         .values(
             status=NotificationStatus.PENDING.value,
             lease_until=None,
@@ -235,7 +237,7 @@ def claim_due_notifications(
         .order_by(Notification.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .cte("due")
+        .subquery("due")
     )
     new_status = case(
         (Event.deleted_at.is_not(None), NotificationStatus.CANCELLED.value),
@@ -246,7 +248,7 @@ def claim_due_notifications(
     sending = new_status == NotificationStatus.SENDING.value
     stmt = (
         update(Notification)
-        .where(Notification.id == due.c.id, Event.id == Notification.event_id)
+        .where(Notification.id == _any_of(due), Event.id == Notification.event_id)
         .values(
             status=new_status,
             attempts=Notification.attempts + case((sending, 1), else_=0),
@@ -360,6 +362,12 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
         .execution_options(synchronize_session=False)
     )
     return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _any_of(ids: Subquery) -> ColumnElement[Any]:
+    # "id = ANY((SELECT array_agg(id) ...))" runs the locking subquery once, up front, and then
+    # reads the rows by primary key; a join on it lets the planner pick a scan of the whole table.
+    return any_(cast(select(func.array_agg(ids.c.id)).scalar_subquery(), ARRAY(BigInteger())))
 
 
 def _array(values: list[Any], item_type: TypeEngine[Any]) -> ColumnElement[Any]:
