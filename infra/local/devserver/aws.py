@@ -34,6 +34,10 @@ class SesMailbox:
         to = ", ".join(message["Destination"].get("ToAddresses") or [])
         console.line("email", f"{message['Source']} -> {to}: {message.get('Subject')!r} ({message['Id']})")
 
+    def clear(self, message_id: str | None) -> None:
+        with self._lock:
+            self.messages = [m for m in self.messages if message_id is not None and m["Id"] != message_id]
+
     def listing(self, message_id: str | None, email: str | None) -> dict[str, Any]:
         with self._lock:
             found = [
@@ -103,8 +107,12 @@ class LocalStackRoutes:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/_aws/ses" and method == "GET":
+        if path == "/_aws/ses" and method in ("GET", "DELETE"):
             query = parse_qs(environ.get("QUERY_STRING", ""))
+            if method == "DELETE":
+                self.mailbox.clear(query.get("id", [None])[0])
+                start_response("204 No Content", [])
+                return [b""]
             listing = self.mailbox.listing(query.get("id", [None])[0], query.get("email", [None])[0])
             return self._json(start_response, "200 OK", listing)
         if path.startswith("/_localstack/health"):

@@ -29,6 +29,8 @@ UNAUTHORIZED = ("UNAUTHORIZED", 401, {"message": "Unauthorized"})
 DENIED = ("ACCESS_DENIED", 403, {"message": "User is not authorized to access this resource with an explicit deny"})
 AUTHORIZER_FAILED = ("AUTHORIZER_FAILURE", 500, {"message": None})
 TOO_LARGE = ("REQUEST_TOO_LARGE", 413, {"message": "Request Too Long"})
+# API Gateway REST's integration timeout (a slower function gets a 504 while it runs on in AWS).
+INTEGRATION_TIMEOUT_SECONDS = 29.0
 # API Gateway REST's payload limit.
 MAX_BODY = 10 * 1024 * 1024
 GatewayReply = tuple[str, int, dict[str, Any]]
@@ -175,7 +177,7 @@ class Gateway:
         return {**context, "principalId": policy.get("principalId")}
 
     def invoke(self, function: str, event: Any) -> Outcome:
-        outcome = self.pools[function].invoke(event)
+        outcome = self.pools[function].invoke(event, timeout=INTEGRATION_TIMEOUT_SECONDS)
         log_invocation(function, "api", outcome)
         return outcome
 

@@ -89,15 +89,15 @@ class _Worker:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
-    def invoke(self, event: Any, request_id: str) -> Outcome:
+    def invoke(self, event: Any, request_id: str, timeout: float) -> Outcome:
         start = time.monotonic()
-        deadline = start + self.spec.timeout
+        deadline = start + timeout
         if not self._ready:
             # Init (imports) counts against the timeout in Lambda too, up to 10 s extra.
             if self._read_line(deadline + 10) is None:
                 return Outcome(request_id, (time.monotonic() - start) * 1000, timed_out=True)
             self._ready = True
-            deadline = time.monotonic() + self.spec.timeout
+            deadline = time.monotonic() + timeout
         request = {
             "event": event,
             "request_id": request_id,
@@ -176,11 +176,12 @@ class FunctionPool:
         if not keep:
             worker.stop()
 
-    def invoke(self, event: Any) -> Outcome:
+    def invoke(self, event: Any, timeout: float | None = None) -> Outcome:
+        """Run one invocation; ``timeout`` (the caller's, e.g. API Gateway's 29 s) may cut the function's."""
         request_id = str(uuid.uuid4())
         worker = self._acquire()
         try:
-            outcome = worker.invoke(event, request_id)
+            outcome = worker.invoke(event, request_id, min(timeout or self.spec.timeout, self.spec.timeout))
         except (EOFError, OSError, ValueError) as exc:
             self._release(worker, healthy=False)
             error = {"errorMessage": f"worker exited: {exc}", "errorType": "Runtime.ExitError", "stackTrace": []}
