@@ -167,8 +167,8 @@ def test_deleting_an_event_cancels_its_reminders(engine: Engine, outbox: Outbox,
 def test_reminder_of_an_event_that_already_started_expires(engine: Engine, outbox: Outbox, now: datetime) -> None:
     event_id = create_event(engine, now, starts_at=(now + timedelta(minutes=1)).isoformat())
 
-    # The notifier was down until after the start
-    summary = run(engine, outbox.endpoint, now + timedelta(minutes=2))
+    # The notifier was down until well after the start (past the one-minute grace)
+    summary = run(engine, outbox.endpoint, now + timedelta(minutes=3))
 
     assert (summary.sent, summary.expired) == (0, 1)
     assert [r.status for r in rows(engine, event_id)] == ["expired"]
@@ -352,6 +352,16 @@ def notifier_handler(engine: Engine, aws_env: str) -> Iterator[Callable[..., dic
     settings.notifier_settings.cache_clear()
     yield load_function("notifier").lambda_handler
     settings.notifier_settings.cache_clear()
+
+
+def test_an_at_start_reminder_goes_out_on_the_run_just_after_the_start(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    starts_at = now + timedelta(minutes=10)
+    event_id = create_event(engine, now, starts_at=starts_at.isoformat(), reminders=[{"minutes_before": 0}])
+
+    assert run(engine, outbox.endpoint, starts_at + timedelta(seconds=40)).sent == 1
+    assert [r.status for r in rows(engine, event_id)] == ["sent"]
 
 
 def test_handler_runs_on_a_scheduled_event_and_returns_a_summary(

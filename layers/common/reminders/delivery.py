@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from reminders.clock import Clock, utcnow
@@ -38,6 +39,8 @@ from reminders.notifications import (
 from reminders.settings import NotifierSettings
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
+# Tries to store a batch of results over a flaky connection before the run gives up.
+RECORD_ATTEMPTS = 3
 
 
 class RateLimiter:
@@ -133,6 +136,7 @@ def run_notifier(
                     limit=limit,
                     lease_seconds=settings.lease_seconds,
                     max_attempts=settings.max_attempts,
+                    start_grace_seconds=settings.start_grace_seconds,
                 )
             summary.batches += 1
             summary.claimed += claim.rows
@@ -225,6 +229,15 @@ def _result(
 def _record(sessions: SessionFactory, results: list[DeliveryResult], now: datetime, summary: RunSummary) -> None:
     if not results:
         return
-    with sessions() as session:
-        written = record_results(session, results, now)
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            with sessions() as session:
+                written = record_results(session, results, now)
+            break
+        except DBAPIError as exc:
+            # Emails already left: a dropped connection must not turn them into duplicates.
+            retryable = exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+            if attempt == RECORD_ATTEMPTS or not retryable:
+                raise
+            time.sleep(0.2 * attempt)
     summary.unrecorded += len(results) - written

@@ -224,12 +224,19 @@ def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> in
 
 
 def claim_due_notifications(
-    session: Session, now: datetime, *, limit: int, lease_seconds: float, max_attempts: int
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    lease_seconds: float,
+    max_attempts: int,
+    start_grace_seconds: float = 0,
 ) -> Claim:
     """Claim up to ``limit`` due rows in one statement; the caller commits before sending.
 
-    Rows locked by another run are skipped, never waited for. Rows of events that already
-    started become ``expired``, rows of deleted events ``cancelled``; neither is sent.
+    Rows locked by another run are skipped, never waited for. Rows of events that started more
+    than ``start_grace_seconds`` ago become ``expired``, rows of deleted events ``cancelled``;
+    neither is sent.
     """
     due = (
         select(Notification.id)
@@ -241,7 +248,7 @@ def claim_due_notifications(
     )
     new_status = case(
         (Event.deleted_at.is_not(None), NotificationStatus.CANCELLED.value),
-        (Event.starts_at <= now, NotificationStatus.EXPIRED.value),
+        (Event.starts_at < now - timedelta(seconds=start_grace_seconds), NotificationStatus.EXPIRED.value),
         (Notification.attempts >= max_attempts, NotificationStatus.FAILED.value),
         else_=NotificationStatus.SENDING.value,
     )

@@ -65,6 +65,9 @@ class NotifierSettings(DatabaseSettings):
     time_budget_margin_seconds: float = Field(default=10.0, ge=0)
     # Results are committed every this many sends: bounds the duplicate window after a crash.
     record_every: int = Field(default=25, ge=1, le=1_000)
+    # A reminder may still go out this long after the start (a 0-minute reminder is due at the start
+    # and the schedule runs once a minute); later it is marked expired.
+    start_grace_seconds: int = Field(default=60, ge=0, le=3600)
     # SES endpoint: AWS_ENDPOINT_URL points at moto or LocalStack locally; unset on AWS.
     aws_endpoint_url: str | None = None
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
