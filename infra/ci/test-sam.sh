@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# `make test-sam`: sam build, then `sam local start-api`, then the contract routes over HTTP (tests/sam).
+#
+#   - PostgreSQL from docker-compose.yml (postgres:16; where it can't be pulled, the image that
+#     infra/docker/postgres/build.sh builds from Debian, via infra/docker/compose.local-images.yml);
+#   - Lambda containers from the image that infra/docker/lambda-python/build.sh builds (no registry
+#     needed), passed with --invoke-image, on the compose network, so DATABASE_URL names `postgres`;
+#   - the token authorizer trusts a local issuer whose JWKS is served to the containers here;
+#   - migrations applied by invoking MigrateFunction through `sam local invoke`.
+# Needs root (or a usable Docker engine) and Python 3.13 (what `sam build` runs for python3.13).
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+
+project="event-reminders-sam"
+network="event-reminders"
+lambda_image="${LAMBDA_IMAGE:-event-reminders/lambda-python:3.13}"
+api_port="${SAM_API_PORT:-3000}"
+api="http://127.0.0.1:$api_port"
+work="$REPO/.local/sam"
+export SAM_CLI_TELEMETRY=0 POSTGRES_PORT="${SAM_POSTGRES_PORT:-55433}"
+started=$(date +%s)
+mkdir -p "$work"
+
+sam_pid="" jwks_pid="" compose=""
+cleanup() {
+  # SIGINT, then SIGTERM: SAM removes its warm containers on the way out.
+  local signal
+  for signal in INT TERM KILL; do
+    [ -n "$sam_pid" ] && kill -0 "$sam_pid" 2>/dev/null || break
+    kill -"$signal" "$sam_pid" 2>/dev/null
+    for _ in $(seq 20); do kill -0 "$sam_pid" 2>/dev/null || break; sleep 0.5; done
+  done
+  [ -n "$jwks_pid" ] && kill "$jwks_pid" 2>/dev/null
+  [ -n "$compose" ] && $compose -p "$project" down -v >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+if curl -s -o /dev/null "$api" 2>/dev/null; then
+  echo "test-sam: something already listens on $api; stop it or set SAM_API_PORT" >&2; exit 2
+fi
+why="$(ensure_docker)" || { echo "test-sam: no Docker engine: $why" >&2; exit 1; }
+py313="$(python313)" || { echo "test-sam: Python 3.13 not found (sam build for python3.13 needs it)" >&2; exit 1; }
+export PATH="$(dirname "$py313"):$PATH"
+sam="$(ensure_sam)" || { echo "test-sam: could not install SAM CLI $SAM_CLI_VERSION" >&2; exit 1; }
+say "SAM CLI: $("$sam" --version); Python 3.13: $py313; Docker engine: $(docker version -f '{{.Server.Version}}')"
+
+compose_files=(-f docker-compose.yml)
+images() {
+  infra/docker/lambda-python/build.sh || return 1
+  if docker image inspect postgres:16 >/dev/null 2>&1 || timeout 60 docker pull -q postgres:16 >/dev/null 2>&1; then
+    say "postgres: the compose file's postgres:16"
+  else
+    say "postgres:16 can't be pulled here: Debian's PostgreSQL 17 image stands in (compose.local-images.yml)"
+    infra/docker/postgres/build.sh || return 1
+    compose_files+=(-f infra/docker/compose.local-images.yml)
+  fi
+}
+step "images (Lambda-like python3.13, PostgreSQL)" images || exit 1
+
+start_postgres() {
+  compose="$(compose_cmd)" || { echo "no docker compose command"; return 1; }
+  $compose "${compose_files[@]}" -p "$project" up -d postgres >"$work/compose-up.log" 2>&1 \
+    || { tail "$work/compose-up.log"; return 1; }
+  wait_healthy "${project}_postgres_1" 120 2>/dev/null || wait_healthy "${project}-postgres-1" 120
+}
+step "compose up postgres (network $network)" start_postgres || exit 1
+
+# The token authorizer fetches the issuer's JWKS from inside its container: serve it on the
+# network's gateway address, which the containers reach.
+start_issuer() {
+  local gateway port
+  gateway="$(docker network inspect "$network" -f '{{(index .IPAM.Config 0).Gateway}}')" || return 1
+  port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  issuer="http://$gateway:$port"
+  rm -rf "$work/issuer-www" && mkdir -p "$work/issuer-www/.well-known"
+  token="$(PYTHONPATH=infra/local .venv/bin/python - "$work" "$issuer" <<'PY'
+import json, sys, uuid
+from pathlib import Path
+from devserver.issuer import LocalIssuer
+work, url = Path(sys.argv[1]), sys.argv[2]
+issuer = LocalIssuer(work / "issuer", url)
+(work / "issuer-www/.well-known/jwks.json").write_text(json.dumps(issuer.jwks()))
+print(issuer.mint(f"sam-{uuid.uuid4().hex[:8]}@example.com"))
+PY
+)" || return 1
+  .venv/bin/python -m http.server "$port" --bind "$gateway" --directory "$work/issuer-www" >"$work/jwks.log" 2>&1 &
+  jwks_pid=$!
+  cat >"$work/env.json" <<JSON
+{"Parameters": {
+  "DATABASE_URL": "postgresql://postgres:postgres@postgres:5432/reminders",
+  "JWT_ISSUER": "$issuer", "JWT_AUDIENCE": "event-reminders", "JWKS_URL": "$issuer/.well-known/jwks.json"
+}}
+JSON
+  wait_http "$issuer/.well-known/jwks.json" 20
+}
+step "local token issuer (JWKS for the authorizer)" start_issuer || exit 1
+
+build() {
+  "$REPO/.venv-sam/bin/python" infra/docker/sam_local_template.py template.yaml .aws-sam/local/template.yaml \
+    && "$sam" build --cached --template-file .aws-sam/local/template.yaml --base-dir . --build-dir .aws-sam/build \
+      >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; return 1; }
+}
+step "sam build" build || exit 1
+
+local_args=(--env-vars "$work/env.json" --docker-network "$network" --invoke-image "$lambda_image" --skip-pull-image
+  --parameter-overrides "JwtIssuer=$issuer")
+migrate() {
+  echo '{}' >"$work/empty-event.json"
+  "$sam" local invoke MigrateFunction "${local_args[@]}" --event "$work/empty-event.json" >"$work/migrate.log" 2>&1
+  grep -q '"status": "ok"' "$work/migrate.log" || { tail -20 "$work/migrate.log"; return 1; }
+}
+step "sam local invoke MigrateFunction" migrate || exit 1
+
+start_api() {
+  "$sam" local start-api "${local_args[@]}" --warm-containers EAGER --host 127.0.0.1 --port "$api_port" \
+    >"$work/start-api.log" 2>&1 &
+  sam_pid=$!
+  for _ in $(seq 180); do
+    curl -fsS -o /dev/null "$api/openapi.json" 2>/dev/null && return 0
+    kill -0 "$sam_pid" 2>/dev/null || break
+    sleep 1
+  done
+  tail -30 "$work/start-api.log"
+  return 1
+}
+step "sam local start-api on $api" start_api || exit 1
+
+say "pytest tests/sam against $api"
+SAM_API_URL="$api" SAM_TOKEN="$token" .venv/bin/python -m pytest tests/sam -p no:cacheprovider
+rc=$?
+if [ $rc = 0 ] && [ "${SAM_LATENCY:-1}" = 1 ]; then
+  .venv/bin/python bench/sam_latency.py --url "$api" --token "$token" -n "${SAM_LATENCY_N:-50}" --label "sam local start-api"
+fi
+echo "test-sam: $( [ $rc = 0 ] && echo passed || echo "FAILED (pytest exit $rc)"): tests/sam over HTTP through" \
+  "sam local start-api ($lambda_image, compose postgres on network $network) in $(( $(date +%s) - started ))s"
+exit $rc
