@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-slow lint format bench clean token check
+.PHONY: run test test-fast test-slow lint format bench clean token check test-localstack test-sam
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,15 @@ check: $(STAMP) $(SAM)
 	@# Its own build dir: .aws-sam/build stays what `sam build` made for deploy or sam local.
 	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --cached --parallel \
 		--build-dir .aws-sam/check/build --cache-dir .aws-sam/check/cache
+
+# With Docker (README "With Docker"); each prints what it ran. infra/ci/tiers.sh runs both for CI.
+# Integration tests against LocalStack 4.14.0: compose when Docker runs and the image is here, else host mode.
+test-localstack: $(STAMP)
+	infra/ci/test-localstack.sh
+
+# sam build + sam local start-api (locally built Lambda image, compose PostgreSQL) + tests/sam over HTTP.
+test-sam: $(STAMP)
+	infra/ci/test-sam.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/api_bench.py
