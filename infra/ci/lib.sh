@@ -42,18 +42,18 @@ apt_install() {
 }
 
 # A running Docker engine: install Debian's docker.io and start dockerd when there is none.
-# Prints why not and returns 1 when it can't. Sets STARTED_DOCKERD when it started one.
+# Prints why not and returns 1 when it can't. Leaves dockerd's pid in $LOCAL_DIR/dockerd.pid.
 ensure_docker() {
   if docker info >/dev/null 2>&1; then return 0; fi
   if ! command -v dockerd >/dev/null 2>&1; then
     apt_install docker.io || { echo "no Docker engine and docker.io does not install (see $LOCAL_DIR/apt.log)"; return 1; }
   fi
   [ "$(id -u)" = 0 ] || { echo "no Docker engine running, and starting dockerd needs root"; return 1; }
-  setsid dockerd >"$LOCAL_DIR/dockerd.log" 2>&1 < /dev/null &
+  dockerd >"$LOCAL_DIR/dockerd.log" 2>&1 </dev/null &
   echo $! >"$LOCAL_DIR/dockerd.pid"
   local i
   for i in $(seq 60); do
-    if docker info >/dev/null 2>&1; then STARTED_DOCKERD=1; export STARTED_DOCKERD; return 0; fi
+    docker info >/dev/null 2>&1 && return 0
     sleep 1
   done
   echo "dockerd did not start: $(tail -3 "$LOCAL_DIR/dockerd.log" | tr '\n' ' ')"

@@ -97,13 +97,15 @@ JSON
 step "local token issuer (JWKS for the authorizer)" start_issuer || exit 1
 
 build() {
-  "$REPO/.venv-sam/bin/python" infra/docker/sam_local_template.py template.yaml .aws-sam/local/template.yaml \
-    && "$sam" build --cached --template-file .aws-sam/local/template.yaml --base-dir . --build-dir .aws-sam/build \
-      >"$work/build.log" 2>&1 || { tail -30 "$work/build.log"; return 1; }
+  # Its own folders: .aws-sam/build stays what a plain `sam build` made for deploying.
+  "$REPO/.venv-sam/bin/python" infra/docker/sam_local_template.py template.yaml .aws-sam/sam-local/template.yaml \
+    && "$sam" build --cached --template-file .aws-sam/sam-local/template.yaml --base-dir . \
+      --build-dir .aws-sam/sam-local/build --cache-dir .aws-sam/sam-local/cache >"$work/build.log" 2>&1 \
+    || { tail -30 "$work/build.log"; return 1; }
 }
 step "sam build" build || exit 1
 
-local_args=(--env-vars "$work/env.json" --docker-network "$network" --invoke-image "$lambda_image" --skip-pull-image
+local_args=(--template .aws-sam/sam-local/build/template.yaml --env-vars "$work/env.json" --docker-network "$network" --invoke-image "$lambda_image" --skip-pull-image
   --parameter-overrides "JwtIssuer=$issuer")
 migrate() {
   echo '{}' >"$work/empty-event.json"

@@ -5,7 +5,7 @@ without qemu, so the copy switches every function and layer to the machine's arc
 declares DATABASE_URL, because `sam local --env-vars` only sets variables the template declares.
 Nothing else changes. Run it with SAM CLI's Python (its YAML loader keeps CloudFormation's tags):
 
-    .venv-sam/bin/python infra/docker/sam_local_template.py template.yaml .aws-sam/local/template.yaml
+    .venv-sam/bin/python infra/docker/sam_local_template.py template.yaml .aws-sam/sam-local/template.yaml
 """
 
 from __future__ import annotations
