@@ -30,14 +30,31 @@ class StartupError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="devserver", description=__doc__)
-    parser.add_argument("--template", default=env("DEVSERVER_TEMPLATE", str(ROOT / "template.yaml")))
-    parser.add_argument("--host", default=env("DEVSERVER_HOST", "127.0.0.1"))
-    parser.add_argument("--api-port", type=int, default=int(env("DEVSERVER_API_PORT", "3000")))
-    parser.add_argument("--lambda-port", type=int, default=int(env("DEVSERVER_LAMBDA_PORT", "3001")))
-    parser.add_argument("--aws-port", type=int, default=int(env("DEVSERVER_AWS_PORT", "4566")))
-    parser.add_argument("--data-dir", default=env("DEVSERVER_DATA_DIR", str(ROOT / ".local")))
-    parser.add_argument("--max-workers", type=int, default=int(env("DEVSERVER_MAX_WORKERS", "4")))
+    parser = argparse.ArgumentParser(
+        prog="python -m devserver",
+        description=__doc__,
+        epilog="Each option also reads DEVSERVER_<OPTION> (e.g. DEVSERVER_API_PORT); "
+        "DATABASE_URL and AWS_ENDPOINT_URL replace the embedded PostgreSQL and moto.",
+    )
+    parser.add_argument(
+        "--template", default=env("DEVSERVER_TEMPLATE", str(ROOT / "template.yaml")), help="SAM template to run"
+    )
+    parser.add_argument("--host", default=env("DEVSERVER_HOST", "127.0.0.1"), help="address to listen on")
+    parser.add_argument("--api-port", type=int, default=env("DEVSERVER_API_PORT", "3000"), help="API Gateway (3000)")
+    parser.add_argument(
+        "--lambda-port", type=int, default=env("DEVSERVER_LAMBDA_PORT", "3001"), help="Lambda Invoke API (3001)"
+    )
+    parser.add_argument(
+        "--aws-port", type=int, default=env("DEVSERVER_AWS_PORT", "4566"), help="moto, unless AWS_ENDPOINT_URL"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=env("DEVSERVER_DATA_DIR", str(ROOT / ".local")),
+        help="embedded PostgreSQL (pgdata/) and issuer key (issuer/), kept between runs",
+    )
+    parser.add_argument(
+        "--max-workers", type=int, default=env("DEVSERVER_MAX_WORKERS", "4"), help="warm workers per function"
+    )
     parser.add_argument("--no-reload", action="store_true", help="do not restart workers when sources change")
     return parser
 
