@@ -3,7 +3,7 @@
 query's latency at 10,000 and 1,000,000 events, with the plan that shows ix_notifications_due.
 
     .venv/bin/python bench/notifier_bench.py [--url postgresql://postgres@127.0.0.1:5432/postgres]
-        [--moto-seconds 60] [--skip-moto] [--skip-million]
+        [--moto-seconds 60] [--skip-moto] [--skip-million] [--sections throughput,db,due]
 
 Prints figures; asserts nothing. Uses a database of its own, dropped at the end. Rows are
 bulk-inserted with SQL (generate_series), not through the use cases: this measures the notifier.
@@ -303,20 +303,24 @@ def main() -> None:
     parser.add_argument("--moto-seconds", type=float, default=60.0, help="cap on each moto run")
     parser.add_argument("--skip-moto", action="store_true")
     parser.add_argument("--skip-million", action="store_true")
+    parser.add_argument("--sections", default="throughput,db,due", help="comma-separated subset to run")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
 
     with own_database(args.url) as url:
         engine = db.make_engine(url, pool_size=4)
         migrate.upgrade(engine)
         try:
-            if args.skip_moto:
+            if "throughput" in sections and args.skip_moto:
                 throughput(engine, None, args.moto_seconds)
-            else:
+            elif "throughput" in sections:
                 with aws.moto_server() as endpoint:
                     aws.verify_sender(endpoint)
                     throughput(engine, endpoint, args.moto_seconds)
-            database_cost(engine, url)
-            due_query(engine, args.skip_million)
+            if "db" in sections:
+                database_cost(engine, url)
+            if "due" in sections:
+                due_query(engine, args.skip_million)
         finally:
             engine.dispose()
 

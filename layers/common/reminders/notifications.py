@@ -275,11 +275,12 @@ def claim_due_notifications(
             Notification.attempts,
             Notification.recipient,
             Notification.minutes_before,
-            Notification.due_at,
+            # As text: pg8000 parses timestamptz with strptime (~75 us each), fromisoformat takes ~1 us.
+            cast(Notification.due_at, Text),
             Event.id,
             Event.title,
             Event.description,
-            Event.starts_at,
+            cast(Event.starts_at, Text),
             Event.timezone,
         )
         .execution_options(synchronize_session=False)
@@ -295,11 +296,11 @@ def claim_due_notifications(
                     attempts=row[2],
                     recipient=row[3],
                     minutes_before=row[4],
-                    due_at=row[5],
+                    due_at=datetime.fromisoformat(row[5]),
                     event_id=row[6],
                     title=row[7],
                     description=row[8],
-                    starts_at=row[9],
+                    starts_at=datetime.fromisoformat(row[9]),
                     timezone=row[10],
                 )
             )
