@@ -308,7 +308,7 @@ def main() -> None:
     sections = set(args.sections.split(","))
 
     with own_database(args.url) as url:
-        engine = db.make_engine(url, pool_size=4)
+        engine = db.make_engine(url, pool_size=4, socket_timeout=900)
         migrate.upgrade(engine)
         try:
             if "throughput" in sections and args.skip_moto:

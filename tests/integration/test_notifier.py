@@ -293,6 +293,48 @@ def test_rows_of_a_run_that_died_are_sent_once_its_lease_expires(engine: Engine,
     ]
 
 
+class TimeRunsOutAfterFirstSend:
+    def __init__(self, mailer: SesMailer) -> None:
+        self.mailer = mailer
+        self.seconds_left = 50.0
+
+    def send(self, email: Email) -> str:
+        message_id = self.mailer.send(email)
+        self.seconds_left = 1.0
+        return message_id
+
+
+def test_reminders_claimed_when_time_runs_short_are_handed_back_unsent(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    event_id = create_event(
+        engine,
+        now,
+        starts_at=(now + timedelta(minutes=3)).isoformat(),
+        recipients=["ana@example.com", "bo@example.com", "cy@example.com"],
+    )
+    config = notifier_settings(outbox.endpoint, send_concurrency=1, time_budget_margin_seconds=10)
+    mailer = TimeRunsOutAfterFirstSend(SesMailer(config.sender_email, ses_client(config)))
+
+    summary = run_notifier(
+        lambda: db.session_scope(engine), mailer, config, clock=lambda: now, time_left=lambda: mailer.seconds_left
+    )
+
+    assert (summary.sent, summary.released) == (1, 2)
+    assert sorted((r.status, r.attempts) for r in rows(engine, event_id)) == [
+        ("pending", 0),
+        ("pending", 0),
+        ("sent", 1),
+    ]
+    # The next run sends the two it handed back, and only those
+    assert run(engine, outbox.endpoint, now + timedelta(minutes=1)).sent == 2
+    assert sorted(e["Destination"]["ToAddresses"][0] for e in outbox.emails()) == [
+        "ana@example.com",
+        "bo@example.com",
+        "cy@example.com",
+    ]
+
+
 @pytest.mark.slow
 def test_four_notifiers_at_once_email_each_of_5000_reminders_exactly_once(
     engine: Engine, database_url: str, outbox: Outbox, now: datetime

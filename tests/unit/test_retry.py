@@ -102,3 +102,14 @@ def test_rate_limiter_holds_the_rate_over_time() -> None:
 
     # 140 sends at 14/s: a burst of 14 at once, then 126 more spaced 1/14 s apart
     assert time.now - 100.0 == pytest.approx(9.0)
+
+
+def test_rate_limiter_halves_its_rate_when_ses_throttles() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(rate=10, burst=1, clock=time.clock, sleep=time.sleep)
+    limiter.acquire()
+
+    limiter.slow_down()
+
+    assert limiter.acquire() == pytest.approx(0.1)
+    assert limiter.acquire() == pytest.approx(0.2)

@@ -75,6 +75,11 @@ class RateLimiter:
             self._sleep(wait)
         return wait
 
+    def slow_down(self, floor: float = 1.0) -> None:
+        """SES said we send too fast (other senders share the account): halve the rate."""
+        with self._lock:
+            self.interval = min(self.interval * 2, 1.0 / floor)
+
 
 @dataclass
 class RunSummary:
@@ -87,6 +92,8 @@ class RunSummary:
     expired: int = 0
     cancelled: int = 0
     reclaimed: int = 0
+    # Claimed but handed back unsent because the function's time ran short.
+    released: int = 0
     batches: int = 0
     # Results a run could not store because its claim had been taken over (lease ran out).
     unrecorded: int = 0
@@ -122,9 +129,15 @@ def run_notifier(
     policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
     limiter = RateLimiter(settings.max_send_rate)
     rng = rng or random.Random()
+    rate = settings.max_send_rate
+
+    def out_of_time() -> bool:
+        # Half the margin is kept for storing the results of the sends already made.
+        return time_left() < settings.time_budget_margin_seconds / 2
+
     with ThreadPoolExecutor(settings.send_concurrency, thread_name_prefix="send") as pool:
         while True:
-            limit = _batch_limit(settings, time_left())
+            limit = _batch_limit(settings, time_left(), rate)
             if limit < 1:
                 break
             now = clock()
@@ -143,18 +156,23 @@ def run_notifier(
             summary.expired += claim.expired
             summary.cancelled += claim.cancelled
             summary.failed += claim.failed
-            _deliver(claim.to_send, pool, limiter, sessions, mailer, settings, policy, clock, rng, summary)
+            batch_started = time.monotonic()
+            _deliver(claim.to_send, pool, limiter, sessions, mailer, settings, policy, clock, rng, summary, out_of_time)
+            if claim.to_send:
+                # Size the next batch by what this one achieved (slow SES, throttling), not the ceiling.
+                achieved = len(claim.to_send) / max(time.monotonic() - batch_started, 1e-3)
+                rate = min(settings.max_send_rate, achieved)
             if claim.rows < limit:
                 break
     summary.duration_seconds = time.monotonic() - started
     return summary
 
 
-def _batch_limit(settings: NotifierSettings, seconds_left: float) -> int:
+def _batch_limit(settings: NotifierSettings, seconds_left: float, rate: float) -> int:
     budget = seconds_left - settings.time_budget_margin_seconds
     if math.isinf(budget):
         return settings.batch_size
-    return min(settings.batch_size, math.floor(budget * settings.max_send_rate))
+    return min(settings.batch_size, math.floor(budget * rate))
 
 
 def _deliver(
@@ -168,12 +186,19 @@ def _deliver(
     clock: Clock,
     rng: random.Random,
     summary: RunSummary,
+    out_of_time: Callable[[], bool],
 ) -> None:
     def send(claimed: ClaimedNotification) -> tuple[str | None, SendError | None, datetime]:
+        if out_of_time():
+            return None, None, clock()
         limiter.acquire()
+        if out_of_time():
+            return None, None, clock()
         try:
             message_id = mailer.send(render_reminder(claimed))
         except SendError as exc:
+            if exc.kind is ErrorKind.THROTTLED:
+                limiter.slow_down()
             return None, exc, clock()
         return message_id, None, clock()
 
@@ -214,6 +239,9 @@ def _result(
     rng: random.Random,
     summary: RunSummary,
 ) -> DeliveryResult:
+    if error is None and message_id is None:
+        summary.released += 1
+        return DeliveryResult.released(claimed, at)
     if error is None:
         summary.sent += 1
         summary.lags_seconds.append(max(0.0, (at - claimed.due_at).total_seconds()))

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     ColumnElement,
     DateTime,
     Integer,
@@ -167,6 +168,12 @@ class DeliveryResult:
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    # Never handed to SES (the run ran short of time): due again at once, and not an attempt.
+    unattempted: bool = False
+
+    @classmethod
+    def released(cls, claimed: ClaimedNotification, now: datetime) -> DeliveryResult:
+        return cls(claimed.id, claimed.attempts, NotificationStatus.PENDING, next_attempt_at=now, unattempted=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +339,7 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             _array([r.sent_at for r in results], DateTime(timezone=True)),
             _array([r.next_attempt_at for r in results], DateTime(timezone=True)),
             _array([r.last_error for r in results], Text()),
+            _array([r.unattempted for r in results], Boolean()),
         )
         .table_valued(
             column("id", BigInteger()),
@@ -341,6 +349,7 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             column("sent_at", DateTime(timezone=True)),
             column("next_attempt_at", DateTime(timezone=True)),
             column("last_error", Text()),
+            column("unattempted", Boolean()),
             name="v",
         )
         .render_derived()
@@ -363,7 +372,8 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             message_id=func.coalesce(v.c.message_id, Notification.message_id),
             sent_at=func.coalesce(v.c.sent_at, Notification.sent_at),
             next_attempt_at=func.coalesce(v.c.next_attempt_at, Notification.next_attempt_at),
-            last_error=v.c.last_error,
+            last_error=case((v.c.unattempted, Notification.last_error), else_=v.c.last_error),
+            attempts=Notification.attempts - case((v.c.unattempted, 1), else_=0),
             lease_until=None,
             updated_at=now,
         )
