@@ -102,7 +102,7 @@ def test_gateway_errors_match_api_gateway(probe: LocalRuntime) -> None:
     boom = requests.get(f"{probe.api}/boom", timeout=30)
     assert (boom.status_code, boom.json()) == (502, {"message": "Internal server error"})
     slow = requests.get(f"{probe.api}/slow", timeout=30)
-    assert slow.status_code == 504
+    assert (slow.status_code, slow.json()) == (504, {"message": "the probe took too long"})  # the template's
     missing = requests.get(f"{probe.api}/nowhere", timeout=30)
     assert (missing.status_code, missing.json()) == (403, {"message": "Missing Authentication Token"})
     wrong_method = requests.delete(f"{probe.api}/boom", timeout=30)

@@ -50,12 +50,17 @@ class Gateway:
 
     def gateway_reply(self, reply: GatewayReply) -> tuple[int, list[tuple[str, str]], bytes]:
         kind, status, body = reply
-        if kind in self.app.gateway_responses and kind != "DEFAULT_5XX":
-            custom_status, template = self.app.gateway_responses[kind]
-            if template:
-                return custom_status or status, [("Content-Type", "application/json")], template.encode()
-            status = custom_status or status
-        return _json_reply(status, body)
+        # An unset response type falls back to DEFAULT_4XX / DEFAULT_5XX, as in API Gateway.
+        fallback = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        custom = self.app.gateway_responses.get(kind) or self.app.gateway_responses.get(fallback)
+        if custom is None:
+            return _json_reply(status, body)
+        custom_status, template = custom
+        if kind not in self.app.gateway_responses:
+            custom_status = 0  # a DEFAULT_* response keeps the specific status
+        if template:
+            return custom_status or status, [("Content-Type", "application/json")], template.encode()
+        return _json_reply(custom_status or status, body)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.app.routes:
