@@ -313,6 +313,15 @@ def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 return gateway.gateway_reply(NO_ROUTE)
             route, params = found
             headers = list(self.headers.items())
+            present = {name.lower() for name, _ in headers}
+            # What API Gateway's front end adds (sam local start-api adds the same).
+            for name, value in (
+                ("X-Forwarded-For", self.client_address[0]),
+                ("X-Forwarded-Port", str(self.connection.getsockname()[1])),
+                ("X-Forwarded-Proto", "http"),
+            ):
+                if name.lower() not in present:
+                    headers.append((name, value))
             authorizer_context = None
             if route.authorizer is not None:
                 decision = gateway.authorize(route.authorizer, self.command, path, headers)
