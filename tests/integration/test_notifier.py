@@ -383,9 +383,8 @@ def test_four_notifiers_at_once_email_each_of_5000_reminders_exactly_once(
     per_delivery = Counter((e["Destination"]["ToAddresses"][0], e["Subject"]) for e in emails)
     assert len(emails) == 5000 and len(per_delivery) == 5000
     with db.session_scope(engine) as session:
-        statuses = dict(
-            session.execute(select(Notification.status, func.count()).group_by(Notification.status)).tuples().all()
-        )
+        query = select(Notification.status, func.count()).group_by(Notification.status)
+        statuses = {status: count for status, count in session.execute(query)}
     assert statuses == {"sent": 5000}
 
 
