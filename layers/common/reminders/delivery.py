@@ -6,7 +6,12 @@ every ``record_every`` sends, so overlapping runs never send the same row twice.
 idempotency key, so one duplicate window remains: if a run dies after SES accepted a message
 but before the commit that records it (at most ``record_every`` results plus the sends in
 flight), the row's lease runs out and a later run sends that reminder again. ``lease_seconds``
-must exceed the function timeout so that a live run never loses its lease.
+must exceed the function timeout so that a live run never loses its lease. A dropped database
+connection while recording is retried, so it does not widen that window.
+
+Time. Each batch is sized to end ``time_budget_margin_seconds`` before the function's timeout
+at the rate the previous batch achieved; claimed rows that could not be sent in time are handed
+back as due (not counted as an attempt) rather than left to wait for their lease.
 """
 
 from __future__ import annotations
