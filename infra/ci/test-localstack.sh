@@ -25,17 +25,37 @@ if curl -s -o /dev/null "$endpoint" 2>/dev/null; then
   exit 2
 fi
 
+official_images() {
+  local i
+  for i in "$image" postgres:16; do
+    docker image inspect "$i" >/dev/null 2>&1 || timeout 120 docker pull -q "$i" >/dev/null 2>&1 || return 1
+  done
+}
+standin_images() {
+  docker image inspect event-reminders/localstack:4.14.0 >/dev/null 2>&1 \
+    && docker image inspect event-reminders/postgres:17-debian >/dev/null 2>&1
+}
+compose_files=(-f docker-compose.yml)
 if [ "$mode" = auto ]; then
   mode=host
   if docker info >/dev/null 2>&1; then
-    if docker image inspect "$image" >/dev/null 2>&1 || timeout 120 docker pull -q "$image" >/dev/null 2>&1; then
+    if official_images; then
       mode=compose
+    elif standin_images; then
+      mode=compose
+      compose_files+=(-f infra/docker/compose.local-images.yml)
+      say "$image can't be pulled here: compose with the locally built stand-ins (compose.local-images.yml)"
     else
-      say "Docker engine runs but $image can't be pulled here: using LocalStack's host mode"
+      say "Docker engine runs but $image can't be pulled here: using LocalStack's host mode" \
+        "(LOCALSTACK_MODE=compose builds stand-in images instead)"
     fi
   else
     say "no Docker engine running: using LocalStack's host mode"
   fi
+elif [ "$mode" = compose ] && ! official_images; then
+  say "$image can't be pulled here: building stand-ins (infra/docker/build-images.sh)"
+  infra/docker/build-images.sh || exit 1
+  compose_files+=(-f infra/docker/compose.local-images.yml)
 fi
 
 localstack_pid=""
@@ -47,7 +67,7 @@ cleanup() {
     kill -9 "$localstack_pid" 2>/dev/null
   fi
   if [ -n "$compose" ]; then
-    $compose -p "$project" down -v >/dev/null 2>&1
+    $compose "${compose_files[@]}" -p "$project" down -v >/dev/null 2>&1
   fi
 }
 trap cleanup EXIT
@@ -55,11 +75,11 @@ trap cleanup EXIT
 start_compose() {
   compose="$(compose_cmd)" || { echo "no docker compose command"; return 1; }
   export POSTGRES_PORT="${POSTGRES_PORT:-55432}" LOCALSTACK_PORT="$port"
-  $compose -p "$project" up -d localstack >"$LOCAL_DIR/compose-up.log" 2>&1 || { tail "$LOCAL_DIR/compose-up.log"; return 1; }
+  $compose "${compose_files[@]}" -p "$project" up -d localstack >"$LOCAL_DIR/compose-up.log" 2>&1 || { tail "$LOCAL_DIR/compose-up.log"; return 1; }
   wait_healthy "$project"_postgres_1 120 2>/dev/null || wait_healthy "$project-postgres-1" 120 || return 1
   wait_healthy "$project"_localstack_1 240 2>/dev/null || wait_healthy "$project-localstack-1" 240 || return 1
   export TEST_DATABASE_URL="postgresql://postgres:postgres@127.0.0.1:$POSTGRES_PORT/reminders"
-  database="compose postgres (127.0.0.1:$POSTGRES_PORT)"
+  database="compose postgres (127.0.0.1:$POSTGRES_PORT, $(docker inspect -f '{{.Config.Image}}' "$(docker ps -qf name="${project}.postgres")"))"
 }
 
 ensure_localstack_venv() {
@@ -128,6 +148,6 @@ AWS_ENDPOINT_URL="$endpoint" "$REPO/.venv/bin/python" -m pytest -m "not e2e" tes
 rc=$?
 sent="$(curl -fsS "$endpoint/_aws/ses" 2>/dev/null | "$REPO/.venv/bin/python" -c 'import json,sys; print(len(json.load(sys.stdin)["messages"]))' 2>/dev/null || echo '?')"
 echo "test-localstack: $( [ $rc = 0 ] && echo passed || echo "FAILED (pytest exit $rc)"): tests/integration against" \
-  "LocalStack $LOCALSTACK_VERSION ($mode mode, $endpoint, $sent emails in /_aws/ses), database: $database," \
+  "LocalStack $LOCALSTACK_VERSION ($mode mode${compose:+, ${compose_files[*]}}, $endpoint, $sent emails in /_aws/ses), database: $database," \
   "in $(( $(date +%s) - started ))s"
 exit $rc

@@ -8,7 +8,11 @@
 #   - the token authorizer trusts a local issuer whose JWKS is served to the containers here;
 #   - migrations applied by invoking MigrateFunction through `sam local invoke`.
 # Needs root (or a usable Docker engine) and Python 3.13 (what `sam build` runs for python3.13).
+#   infra/ci/test-sam.sh            run tests/sam, print latency, stop everything
+#   infra/ci/test-sam.sh --serve    the same set-up, then keep the API up and print a token (Ctrl-C stops)
 set -uo pipefail
+serve=0
+[ "${1:-}" = --serve ] && serve=1
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
@@ -127,6 +131,14 @@ start_api() {
   return 1
 }
 step "sam local start-api on $api" start_api || exit 1
+
+if [ $serve = 1 ]; then
+  echo "API (through sam local start-api): $api   compose postgres: 127.0.0.1:$POSTGRES_PORT/reminders"
+  echo "token: export TOKEN=$token"
+  echo "try:   curl -H \"Authorization: Bearer \$TOKEN\" $api/events"
+  wait "$sam_pid"
+  exit 0
+fi
 
 say "pytest tests/sam against $api"
 SAM_API_URL="$api" SAM_TOKEN="$token" .venv/bin/python -m pytest tests/sam -p no:cacheprovider
