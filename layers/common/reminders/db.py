@@ -9,6 +9,7 @@ fetched through Powertools Parameters with caching.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from reminders.settings import DatabaseSettings, database_settings
@@ -128,7 +129,7 @@ def make_engine(
     connect_args: dict[str, Any] = {"timeout": socket_timeout, "application_name": "event-reminders"}
     if tls is not None:
         connect_args["ssl_context"] = tls
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
@@ -137,6 +138,16 @@ def make_engine(
         connect_args=connect_args,
         **kwargs,
     )
+    event.listen(engine, "connect", _no_delay)
+    return engine
+
+
+def _no_delay(dbapi_connection: Any, _record: Any) -> None:
+    # pg8000 leaves Nagle on (libpq turns it off): a statement over 8 KB, e.g. a set-based update
+    # of 100 rows, otherwise stalls ~40 ms on the delayed ACK.
+    sock = getattr(dbapi_connection, "_usock", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def get_engine() -> Engine:
