@@ -71,6 +71,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 start_compose() {
   compose="$(compose_cmd)" || { echo "no docker compose command"; return 1; }

@@ -28,9 +28,9 @@ mkdir -p "$work"
 
 sam_pid="" jwks_pid="" compose=""
 cleanup() {
-  # SIGINT, then SIGTERM: SAM removes its warm containers on the way out.
+  # SIGTERM (a background job ignores SIGINT): SAM removes its warm containers on the way out.
   local signal
-  for signal in INT TERM KILL; do
+  for signal in TERM KILL; do
     [ -n "$sam_pid" ] && kill -0 "$sam_pid" 2>/dev/null || break
     kill -"$signal" "$sam_pid" 2>/dev/null
     for _ in $(seq 20); do kill -0 "$sam_pid" 2>/dev/null || break; sleep 0.5; done
@@ -39,6 +39,7 @@ cleanup() {
   [ -n "$compose" ] && $compose -p "$project" down -v >/dev/null 2>&1
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 if curl -s -o /dev/null "$api" 2>/dev/null; then
   echo "test-sam: something already listens on $api; stop it or set SAM_API_PORT" >&2; exit 2
