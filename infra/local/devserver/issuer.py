@@ -97,11 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a bearer token for a user")
     token.add_argument("--email", required=True)
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
-    for sub in (token,):
-        sub.add_argument(
-            "--state-dir", type=Path, default=Path(os.environ.get("LOCAL_ISSUER_DIR", DEFAULT_STATE_DIR))
-        )
-        sub.add_argument("--issuer-url", default=os.environ.get("LOCAL_ISSUER_URL", DEFAULT_ISSUER_URL))
+    token.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_ISSUER_DIR", DEFAULT_STATE_DIR)))
+    token.add_argument("--issuer-url", default=os.environ.get("LOCAL_ISSUER_URL", DEFAULT_ISSUER_URL))
     args = parser.parse_args(argv)
     if "@" not in args.email:
         print(f"error: {args.email!r} is not an email address", file=sys.stderr)
