@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import json
+import re
 import threading
 import time
 import uuid
@@ -34,6 +35,8 @@ INTEGRATION_TIMEOUT_SECONDS = 29.0
 # API Gateway REST's payload limit.
 MAX_BODY = 10 * 1024 * 1024
 GatewayReply = tuple[str, int, dict[str, Any]]
+# $context.authorizer.<key> in a gateway response template (the only $context variables we fill).
+CONTEXT_VARIABLE = re.compile(r"\$context\.authorizer\.(\w+)")
 
 
 class Gateway:
@@ -48,7 +51,9 @@ class Gateway:
         self._policies: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._policies_lock = threading.Lock()
 
-    def gateway_reply(self, reply: GatewayReply) -> tuple[int, list[tuple[str, str]], bytes]:
+    def gateway_reply(
+        self, reply: GatewayReply, authorizer_context: dict[str, str] | None = None
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         kind, status, body = reply
         # An unset response type falls back to DEFAULT_4XX / DEFAULT_5XX, as in API Gateway.
         fallback = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
@@ -59,7 +64,10 @@ class Gateway:
         if kind not in self.app.gateway_responses:
             custom_status = 0  # a DEFAULT_* response keeps the specific status
         if template:
-            return custom_status or status, [("Content-Type", "application/json")], template.encode()
+            # API Gateway fills $context.authorizer.<key> from a denying authorizer's context.
+            context = authorizer_context or {}
+            filled = CONTEXT_VARIABLE.sub(lambda m: _json_string_content(context.get(m.group(1), "")), template)
+            return custom_status or status, [("Content-Type", "application/json")], filled.encode()
         return _json_reply(custom_status or status, body)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -153,11 +161,12 @@ class Gateway:
 
     def authorize(
         self, authorizer: Authorizer, method: str, path: str, headers: list[tuple[str, str]]
-    ) -> GatewayReply | dict[str, Any]:
-        """API Gateway's TOKEN authorizer: an error response, or the requestContext.authorizer."""
+    ) -> tuple[GatewayReply, dict[str, str]] | dict[str, Any]:
+        """API Gateway's TOKEN authorizer: an error response (with the denying authorizer's
+        context, for the response template), or the requestContext.authorizer."""
         token = next((v for k, v in headers if k.lower() == authorizer.identity_header.lower()), None)
         if not token or (authorizer.validation is not None and not authorizer.validation.match(token)):
-            return UNAUTHORIZED
+            return UNAUTHORIZED, {}
         arn = self.method_arn(method, path)
         key = (authorizer.name, token)
         with self._policies_lock:
@@ -168,17 +177,17 @@ class Gateway:
             outcome = self.invoke(authorizer.function, {"type": "TOKEN", "authorizationToken": token, "methodArn": arn})
             if outcome.error is not None or outcome.timed_out or outcome.result is None:
                 if outcome.error and outcome.error.get("errorMessage") == "Unauthorized":
-                    return UNAUTHORIZED
-                return AUTHORIZER_FAILED
+                    return UNAUTHORIZED, {}
+                return AUTHORIZER_FAILED, {}
             policy = json.loads(outcome.result)
             if not isinstance(policy, dict) or "policyDocument" not in policy:
-                return AUTHORIZER_FAILED
+                return AUTHORIZER_FAILED, {}
             if authorizer.ttl_seconds > 0:
                 with self._policies_lock:
                     self._policies[key] = (time.monotonic() + authorizer.ttl_seconds, policy)
-        if not _allows(policy.get("policyDocument") or {}, arn):
-            return DENIED
         context = {k: str(v) for k, v in (policy.get("context") or {}).items()}
+        if not _allows(policy.get("policyDocument") or {}, arn):
+            return DENIED, context
         return {**context, "principalId": policy.get("principalId")}
 
     def invoke(self, function: str, event: Any) -> Outcome:
@@ -251,6 +260,11 @@ def _allows(document: dict[str, Any], arn: str) -> bool:
                 return False
             allowed = allowed or statement.get("Effect") == "Allow"
     return allowed
+
+
+def _json_string_content(value: str) -> str:
+    """``value`` escaped to sit inside a JSON string literal of a response template."""
+    return json.dumps(value)[1:-1]
 
 
 def _json_reply(status: int, body: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -326,7 +340,7 @@ def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             if route.authorizer is not None:
                 decision = gateway.authorize(route.authorizer, self.command, path, headers)
                 if isinstance(decision, tuple):
-                    return gateway.gateway_reply(decision)
+                    return gateway.gateway_reply(*decision)
                 authorizer_context = decision
             event = gateway.build_event(
                 method=self.command,
