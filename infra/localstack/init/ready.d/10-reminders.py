@@ -30,7 +30,7 @@ if status != "Success":
     raise RuntimeError(f"SES identity {sender} is {status!r}, not verified")
 print(f"reminders init: SES identity {sender} verified")
 
-secret_name = os.environ.get("REMINDERS_DB_SECRET_NAME", "event-reminders/database")
+secret_name = os.environ.get("REMINDERS_DB_SECRET_NAME", "event-reminders-db")
 secret = {
     "engine": "postgres",
     "host": os.environ.get("REMINDERS_DB_HOST", "postgres"),
