@@ -44,9 +44,7 @@ def create(api: Any, **overrides: Any) -> dict[str, Any]:
 def notification_rows(engine: Engine, event_id: str) -> list[tuple[str, int, str, datetime]]:
     with session_scope(engine) as session:
         rows = session.execute(
-            select(
-                Notification.recipient, Notification.minutes_before, Notification.status, Notification.due_at
-            )
+            select(Notification.recipient, Notification.minutes_before, Notification.status, Notification.due_at)
             .where(Notification.event_id == uuid.UUID(event_id))
             .order_by(Notification.recipient, Notification.minutes_before)
         )
@@ -82,9 +80,7 @@ def test_create_returns_201_location_and_the_event_in_utc(api: Any, engine: Engi
 def test_create_accepts_any_offset_and_answers_in_utc(api: Any) -> None:
     starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     in_tokyo = starts.astimezone(datetime.now(UTC).astimezone().tzinfo).isoformat()
-    event = create(
-        api, starts_at=starts.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo")).isoformat()
-    )
+    event = create(api, starts_at=starts.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo")).isoformat())
     assert event["starts_at"] == starts.isoformat().replace("+00:00", "Z")
     assert in_tokyo
 
@@ -173,9 +169,7 @@ def test_get_unknown_or_malformed_id_is_404(api: Any, event_id: str) -> None:
 
 def test_list_walks_every_event_exactly_once_in_start_order(api: Any) -> None:
     same_start = future(600)
-    created = [
-        create(api, title=f"e{i}", starts_at=same_start if i % 3 == 0 else future(60 + i)) for i in range(23)
-    ]
+    created = [create(api, title=f"e{i}", starts_at=same_start if i % 3 == 0 else future(60 + i)) for i in range(23)]
     seen: list[dict[str, Any]] = []
     cursor = None
     pages = 0
@@ -317,9 +311,7 @@ def test_delete_unknown_event_is_404(api: Any) -> None:
 
 
 def test_notifications_list_the_planned_deliveries(api: Any) -> None:
-    event = create(
-        api, recipients=["a@example.com"], reminders=[{"minutes_before": 5}, {"minutes_before": 30}]
-    )
+    event = create(api, recipients=["a@example.com"], reminders=[{"minutes_before": 5}, {"minutes_before": 30}])
     response = api("GET", f"/events/{event['id']}/notifications")
     assert response.status == 200
     items = response.json()["items"]

@@ -26,10 +26,7 @@ def test_one_delivery_per_recipient_and_reminder() -> None:
 
 
 def test_no_reminders_plans_nothing() -> None:
-    assert (
-        planned_deliveries(Event(id=uuid.uuid4(), starts_at=STARTS, recipients=["a@x.io"], reminders=[]))
-        == []
-    )
+    assert planned_deliveries(Event(id=uuid.uuid4(), starts_at=STARTS, recipients=["a@x.io"], reminders=[])) == []
 
 
 def test_cursor_round_trips() -> None:
@@ -37,9 +34,7 @@ def test_cursor_round_trips() -> None:
     assert decode_cursor(encode_cursor(event)) == (STARTS, event.id)
 
 
-@pytest.mark.parametrize(
-    "cursor", ["", "!!!", "bm90IGpzb24", "WzEsMl0", "WyIyMDMwLTEyLTAxVDA5OjAwOjAwIiwieCJd"]
-)
+@pytest.mark.parametrize("cursor", ["", "!!!", "bm90IGpzb24", "WzEsMl0", "WyIyMDMwLTEyLTAxVDA5OjAwOjAwIiwieCJd"])
 def test_foreign_cursors_are_invalid_input(cursor: str) -> None:
     with pytest.raises(InvalidInput):
         decode_cursor(cursor)

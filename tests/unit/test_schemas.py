@@ -86,9 +86,7 @@ def test_offsets_are_kept_as_aware_times() -> None:
 
 def test_update_accepts_any_subset_and_may_clear_description_only() -> None:
     assert EventUpdate.model_validate({}).model_dump(exclude_unset=True) == {}
-    assert EventUpdate.model_validate({"description": None}).model_dump(exclude_unset=True) == {
-        "description": None
-    }
+    assert EventUpdate.model_validate({"description": None}).model_dump(exclude_unset=True) == {"description": None}
     for field in ("title", "starts_at", "timezone", "recipients", "reminders"):
         with pytest.raises(ValidationError):
             EventUpdate.model_validate({field: None})
