@@ -428,3 +428,17 @@ def test_handler_answers_a_bad_payload_with_a_clear_error(
     assert result["statusCode"] == 400
     assert result["message"] == "expected an EventBridge Scheduled Event"
     assert result["sent"] == 0
+
+
+def test_delivery_lag_counts_from_when_a_late_planned_reminder_became_due(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    # Given an event created 10 minutes before it starts, with a 1-day reminder (due yesterday)
+    create_event(engine, now, starts_at=(now + timedelta(minutes=10)).isoformat(), reminders=[{"minutes_before": 1440}])
+
+    # When the notifier runs 30 seconds later
+    summary = run(engine, outbox.endpoint, now + timedelta(seconds=30))
+
+    # Then the reminder goes out, and its lag is the 30 seconds since it was planned, not a day
+    assert summary.sent == 1
+    assert summary.lags_seconds == [30.0]

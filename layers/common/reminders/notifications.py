@@ -136,6 +136,7 @@ class ClaimedNotification:
     attempts: int
     recipient: str
     minutes_before: int
+    # Its due time, or when it was planned if that came later.
     due_at: datetime
     event_id: uuid.UUID
     title: str
@@ -283,7 +284,9 @@ def claim_due_notifications(
             Notification.recipient,
             Notification.minutes_before,
             # As text: pg8000 parses timestamptz with strptime (~75 us each), fromisoformat takes ~1 us.
-            cast(Notification.due_at, Text),
+            # When it became due: planned after its due time (an event created at short notice), it
+            # became due when planned; delivery lag counts from here.
+            cast(func.greatest(Notification.due_at, Notification.created_at), Text),
             Event.id,
             Event.title,
             Event.description,
