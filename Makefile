@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-slow lint format bench clean token check test-localstack test-sam
+.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check test-localstack test-sam
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# The database tiers on an embedded PostgreSQL, whatever TEST_DATABASE_URL says (what a fresh machine gets).
+test-embedded: $(STAMP)
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -m "not slow" tests/integration/test_migrations.py \
+		tests/integration/test_api.py tests/integration/test_notifier.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -66,8 +71,14 @@ test-localstack: $(STAMP)
 test-sam: $(STAMP)
 	infra/ci/test-sam.sh
 
+# Figures, not tests (each prints what it measured; none asserts a timing).
 bench: $(STAMP)
 	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/local_latency.py
+
+# Several minutes: throughput at 10k/100k due reminders, DB time per reminder, due query at 1M events.
+bench-notifier: $(STAMP)
+	$(BIN)/python bench/notifier_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
