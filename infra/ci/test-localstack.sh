@@ -92,8 +92,9 @@ ensure_localstack_venv() {
   rm -rf "$venv"
   "$py" -m venv "$venv" || return 1
   # The pins: newer releases of these break localstack-core 4.14.0 (DESIGN.md).
+  # localstack-core alone: the runtime is started directly, without the `localstack` CLI.
   "$venv/bin/pip" install -q --disable-pip-version-check "localstack-core[runtime]==$LOCALSTACK_VERSION" \
-    "localstack==$LOCALSTACK_VERSION" 'cbor2<6' 'pyopenssl<26' 'cryptography<47' service-identity \
+    'cbor2<6' 'pyopenssl<26' 'cryptography<47' service-identity \
     >"$LOCAL_DIR/localstack-install.log" 2>&1 || { tail -5 "$LOCAL_DIR/localstack-install.log"; return 1; }
 }
 
