@@ -58,12 +58,8 @@ class Event(Base):
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
     recipients: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
     reminders: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     # Deleted events keep their delivery log; every query filters on deleted_at IS NULL.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -97,18 +93,12 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     message_id: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (
         UniqueConstraint("event_id", "recipient", "minutes_before"),
-        CheckConstraint(
-            "status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'expired')", name="status"
-        ),
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'expired')", name="status"),
         # The due query reads only this index: O(log n + k) however many rows are sent or cancelled.
         Index("ix_notifications_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
         # Reclaiming rows whose lease ran out (a run died mid-batch).
