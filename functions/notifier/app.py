@@ -45,19 +45,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     try:
         settings = notifier_settings()
-    except ValidationError as exc:
-        # Misconfiguration must fail the invocation (and alarm), but readably.
-        raise RuntimeError(f"notifier settings are invalid: {exc}") from None
-    summary = run_notifier(
-        db.session_scope,
-        ses_mailer(settings),
-        settings,
-        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
-    )
+        summary = run_notifier(
+            db.session_scope,
+            ses_mailer(settings),
+            settings,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
+    except (ValidationError, db.DatabaseConfigError) as exc:
+        # A configuration no run can fix: one readable error line, a metric the template alarms on.
+        message = str(exc) if isinstance(exc, db.DatabaseConfigError) else _describe(exc)
+        logger.error("notifier is misconfigured", extra={"error": message})
+        metrics.add_metric(name="NotifierMisconfigured", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 503, "message": f"notifier is misconfigured: {message}", "sent": 0}
     _emit_metrics(summary)
     result = summary.as_dict()
     logger.info("notifier run finished", extra={"summary": result})
     return result
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e.get('loc', ()))) or 'settings'}: {e.get('msg')}" for e in exc.errors())
 
 
 def _emit_metrics(summary: RunSummary) -> None:

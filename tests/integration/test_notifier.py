@@ -442,3 +442,23 @@ def test_delivery_lag_counts_from_when_a_late_planned_reminder_became_due(
     # Then the reminder goes out, and its lag is the 30 seconds since it was planned, not a day
     assert summary.sent == 1
     assert summary.lags_seconds == [30.0]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"MAX_SEND_RATE": "fast"}, "max_send_rate"),
+        ({"DATABASE_URL": "mysql://u@db/app"}, "PostgreSQL URL"),
+    ],
+)
+def test_handler_reports_a_bad_configuration_without_a_traceback(
+    notifier_handler: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    db.dispose_engine()
+
+    result = notifier_handler(json.loads(SCHEDULED_EVENT.read_text()), FakeLambdaContext())
+
+    assert result["statusCode"] == 503 and result["sent"] == 0
+    assert expected in result["message"]

@@ -274,13 +274,15 @@ def _metrics_emitted_by(source: Path) -> set[str]:
     }
 
 
-def test_late_reminders_raise_an_alarm_on_a_metric_the_notifier_emits(cfn: dict[str, Any]) -> None:
+def test_custom_alarms_watch_metrics_the_notifier_emits(cfn: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm").values()]
     custom = [a for a in alarms if a["Namespace"] == "EventReminders"]
-    assert [a["MetricName"] for a in custom] == ["DeliveryLag"]
-    # Powertools Metrics adds the service (POWERTOOLS_SERVICE_NAME) as the default dimension.
-    assert custom[0]["Dimensions"] == [{"Name": "service", "Value": "notifier"}]
-    assert "DeliveryLag" in _metrics_emitted_by(ROOT / "functions" / "notifier" / "app.py")
+    assert sorted(a["MetricName"] for a in custom) == ["DeliveryLag", "NotifierMisconfigured"]
+    emitted = _metrics_emitted_by(ROOT / "functions" / "notifier" / "app.py")
+    for alarm in custom:
+        # Powertools Metrics adds the service (POWERTOOLS_SERVICE_NAME) as the default dimension.
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "notifier"}]
+        assert alarm["MetricName"] in emitted
 
 
 def test_outputs_name_the_api_url_and_every_function(cfn: dict[str, Any]) -> None:
