@@ -1,7 +1,7 @@
 """ApiFunction: every route of CONTRACT.md on one Powertools REST resolver.
 
 Thin by design: parse and validate (Powertools + pydantic), call one use case, shape the reply.
-Domain errors become HTTP statuses in ``_map_errors`` and nowhere else.
+Errors become HTTP statuses in the exception handlers below and nowhere else.
 """
 
 # No "from __future__ import annotations": Powertools reads the route signatures at run time.
@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from reminders import events
 from reminders.clock import utcnow
@@ -120,11 +120,12 @@ def _database_misconfigured(exc: DatabaseConfigError) -> Response[Any]:
 def _map_errors(exc: Exception) -> Response[Any]:
     if isinstance(exc, ServiceError):  # Powertools' own 4xx (unknown route, ...)
         return _error(exc.status_code, str(exc.msg))
-    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or type(exc).__name__ in {
-        "OperationalError",
-        "InterfaceError",
-    }:
-        logger.exception("database unavailable")
+    if isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        logger.error(
+            "database unavailable", extra={"error": str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)}
+        )
         return _error(503, "database unavailable, try again shortly")
     logger.exception("unhandled error")
     return _error(500, "internal error")
