@@ -12,6 +12,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +48,17 @@ class LocalRuntime:
     @property
     def aws(self) -> str:
         return f"http://127.0.0.1:{self.aws_port}"
+
+    def lambda_client(self) -> Any:
+        """boto3's Lambda client on the runtime's Invoke API, as any client would use it."""
+        return boto3.client(
+            "lambda",
+            endpoint_url=self.lambda_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 0}, read_timeout=90),
+        )
 
     def command(self) -> list[str]:
         return [

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -135,14 +134,7 @@ def test_an_allowed_token_puts_the_authorizer_context_in_the_event(probe: LocalR
 
 
 def test_invoke_api_reports_handler_errors_as_lambda_does(probe: LocalRuntime) -> None:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=probe.lambda_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    reply = client.invoke(FunctionName="BoomFunction", Payload=b"{}")
+    reply = probe.lambda_client().invoke(FunctionName="BoomFunction", Payload=b"{}")
     error = json.loads(reply["Payload"].read())
     assert reply["FunctionError"] == "Unhandled"
     assert (error["errorType"], error["errorMessage"]) == ("RuntimeError", "boom")
@@ -154,15 +146,9 @@ def test_a_changed_source_file_is_picked_up_without_a_restart(probe: LocalRuntim
     source.write_text(source.read_text().replace('raise RuntimeError("boom")', 'raise RuntimeError("bang")'))
     deadline = time.monotonic() + 20
     message = "boom"
+    client = probe.lambda_client()
     while message == "boom" and time.monotonic() < deadline:
         time.sleep(0.5)
-        client = boto3.client(
-            "lambda",
-            endpoint_url=probe.lambda_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
         message = json.loads(client.invoke(FunctionName="BoomFunction", Payload=b"{}")["Payload"].read())[
             "errorMessage"
         ]

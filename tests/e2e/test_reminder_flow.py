@@ -9,23 +9,11 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-from botocore.config import Config
 
 from tests.e2e.runtime import LocalRuntime
 
 pytestmark = pytest.mark.e2e
 SCHEDULED_EVENT = Path(__file__).resolve().parents[1] / "events" / "eventbridge_scheduled.json"
-
-
-def lambda_client(runtime: LocalRuntime):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "lambda",
-        endpoint_url=runtime.lambda_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 0}, read_timeout=90),
-    )
 
 
 def test_a_reminder_goes_from_the_api_to_the_mailbox(product: LocalRuntime) -> None:
@@ -50,7 +38,7 @@ def test_a_reminder_goes_from_the_api_to_the_mailbox(product: LocalRuntime) -> N
     scheduled = json.loads(SCHEDULED_EVENT.read_text())
     scheduled["version"] = "0"
     scheduled["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    reply = lambda_client(product).invoke(FunctionName="NotifierFunction", Payload=json.dumps(scheduled).encode())
+    reply = product.lambda_client().invoke(FunctionName="NotifierFunction", Payload=json.dumps(scheduled).encode())
     summary = json.loads(reply["Payload"].read())
 
     # Then it ran cleanly, the email is in the emulator's mailbox, and the log says sent
@@ -82,7 +70,7 @@ def test_a_request_without_a_token_is_refused_by_the_gateway(product: LocalRunti
 
 
 def test_the_invoke_api_speaks_lambdas_protocol(product: LocalRuntime) -> None:
-    client = lambda_client(product)
+    client = product.lambda_client()
     queued = client.invoke(FunctionName="MigrateFunction", InvocationType="Event", Payload=b"{}")
     assert queued["StatusCode"] == 202
     with pytest.raises(client.exceptions.ResourceNotFoundException):
