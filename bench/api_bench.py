@@ -72,8 +72,6 @@ def main() -> None:
     os.environ.update(
         POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="ERROR"
     )
-    import pg8000.dbapi
-
     from reminders import db, migrate
     from tests.support.apigw import rest_event
     from tests.support.lambdas import FakeLambdaContext, load_function
@@ -104,15 +102,9 @@ def main() -> None:
 
         get_samples = timed(get, args.n)
 
-        u = db.normalize_url(url)
-        conn = pg8000.dbapi.connect(
-            user=u.username or "postgres",
-            host=u.host or "127.0.0.1",
-            port=u.port or 5432,
-            database=u.database,
-            password=u.password,
-            unix_sock=u.query.get("unix_sock"),  # type: ignore[arg-type]
-        )
+        # The driver's own connection (pg8000, set up as the handler's: same URL handling, TCP_NODELAY).
+        raw_engine = db.make_engine(url)
+        conn = raw_engine.raw_connection()
         cur = conn.cursor()
 
         def raw_post() -> None:
@@ -160,9 +152,10 @@ def main() -> None:
         raw_post_samples = timed(raw_post, args.n)
         raw_get_samples = timed(raw_get, args.n)
         conn.close()
+        raw_engine.dispose()
         db.dispose_engine()
 
-    print(f"\nwarm in-process, {args.n} requests each, database {u.host or 'unix socket'}:")
+    print(f"\nwarm in-process, {args.n} requests each, database {db.normalize_url(url).host or 'unix socket'}:")
     print(f"  POST /events       handler  {percentiles(post_samples)}")
     print(f"  POST /events       raw SQL  {percentiles(raw_post_samples)}")
     print(f"  GET /events/{{id}}  handler  {percentiles(get_samples)}")

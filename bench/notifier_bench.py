@@ -215,16 +215,9 @@ def database_cost(engine: Engine, url: str, count: int = 20_000) -> None:
     # The floor: the same claim and a set-based "mark sent", straight through pg8000, no ORM.
     reset(engine)
     insert_due(engine, count, datetime.now(UTC))
-    import pg8000.dbapi
-
-    parsed = db.normalize_url(url)
-    connection = pg8000.dbapi.connect(
-        user=parsed.username or "postgres",
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        database=parsed.database,
-        password=parsed.password,
-    )
+    # The driver's own connection (pg8000, set up as the notifier's: same URL handling, TCP_NODELAY).
+    raw_engine = db.make_engine(url)
+    connection = raw_engine.raw_connection()
     cursor = connection.cursor()
     done = 0
     started = time.perf_counter()
@@ -256,6 +249,7 @@ def database_cost(engine: Engine, url: str, count: int = 20_000) -> None:
         done += len(rows)
     elapsed = time.perf_counter() - started
     connection.close()
+    raw_engine.dispose()
     print(f"raw SQL claim loop (pg8000 alone, same statement shapes): {elapsed / done * 1e6:7.1f} us/reminder")
 
 
