@@ -6,6 +6,14 @@ DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # Debian 13 ships python3.13, the template's Lambda runtime.
 DEBIAN_SUITE="${DEBIAN_SUITE:-trixie}"
 
+# wheel_arch IMAGE -> the machine's architecture as manylinux wheel tags name it; exits on others.
+wheel_arch() {
+  case "$(uname -m)" in
+    x86_64 | aarch64) uname -m ;;
+    *) echo "$1 image: unsupported machine $(uname -m)" >&2; exit 2 ;;
+  esac
+}
+
 # debootstrap_rootfs NAME PACKAGES... -> prints the rootfs path; skips the work if it is cached.
 debootstrap_rootfs() {
   local name="$1"; shift

@@ -6,11 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../lib.sh"
 image="${LAMBDA_IMAGE:-event-reminders/lambda-python:3.13}"
-case "$(uname -m)" in
-  x86_64) wheel_platform=manylinux2014_x86_64 ;;
-  aarch64) wheel_platform=manylinux2014_aarch64 ;;
-  *) echo "lambda image: unsupported machine $(uname -m)" >&2; exit 2 ;;
-esac
+wheel_platform="manylinux2014_$(wheel_arch lambda)"
 if image_present "$image"; then echo "image $image: present" >&2; exit 0; fi
 
 rootfs="$(debootstrap_rootfs lambda-python python3.13 ca-certificates)"

@@ -8,11 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../lib.sh"
 image="${LOCALSTACK_IMAGE:-event-reminders/localstack:4.14.0}"
-case "$(uname -m)" in
-  x86_64) arch=x86_64 ;;
-  aarch64) arch=aarch64 ;;
-  *) echo "localstack image: unsupported machine $(uname -m)" >&2; exit 2 ;;
-esac
+arch="$(wheel_arch localstack)"
 if image_present "$image"; then echo "image $image: present" >&2; exit 0; fi
 rootfs="$(debootstrap_rootfs localstack python3.13 ca-certificates curl)"
 log="$BUILD_ROOT/localstack/pip.log" wheels="$BUILD_ROOT/localstack/wheels"
