@@ -34,8 +34,11 @@ class LocalRuntime:
     api_port: int = field(default_factory=free_port)
     lambda_port: int = field(default_factory=free_port)
     aws_port: int = field(default_factory=free_port)
+    # More command-line options (e.g. ["--env-vars", path, "--request-timeout", "2"]).
+    extra_args: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     process: subprocess.Popen[str] | None = None
+    _new_line: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property
     def api(self) -> str:
@@ -48,6 +51,11 @@ class LocalRuntime:
     @property
     def aws(self) -> str:
         return f"http://127.0.0.1:{self.aws_port}"
+
+    @property
+    def pgdata(self) -> Path:
+        """The embedded PostgreSQL's folder (when no DATABASE_URL is given)."""
+        return self.data_dir / "pgdata"
 
     def lambda_client(self) -> Any:
         """boto3's Lambda client on the runtime's Invoke API, as any client would use it."""
@@ -75,6 +83,7 @@ class LocalRuntime:
             str(self.lambda_port),
             "--aws-port",
             str(self.aws_port),
+            *self.extra_args,
         ]
 
     def environment(self) -> dict[str, str]:
@@ -84,6 +93,7 @@ class LocalRuntime:
         return env
 
     def start(self, timeout: float = 90) -> LocalRuntime:
+        self.lines.clear()
         self.process = subprocess.Popen(
             self.command(),
             cwd=ROOT,
@@ -91,36 +101,60 @@ class LocalRuntime:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Its own process group, as a terminal gives `make run`: signals reach only what the test sends.
+            start_new_session=True,
         )
-        threading.Thread(target=self._collect, daemon=True).start()
+        threading.Thread(target=self._collect, args=(self.process,), daemon=True).start()
         self.wait_for(r"ready: api ", timeout)
         return self
 
-    def _collect(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
+    def _collect(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with self._new_line:
+                self.lines.append(line.rstrip("\n"))
+                self._new_line.notify_all()
+        with self._new_line:
+            self._new_line.notify_all()
 
     def wait_for(self, pattern: str, timeout: float) -> str:
         """The first console line matching ``pattern``, waiting up to ``timeout`` seconds."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if regex.search(line):
-                    return line
-            if self.process is not None and self.process.poll() is not None:
-                time.sleep(0.2)  # let the reader drain the last lines
-                raise RuntimeError(f"runtime exited ({self.process.returncode}):\n" + "\n".join(self.lines[-30:]))
-            time.sleep(0.1)
-        raise TimeoutError(f"no line matching {pattern!r} in {timeout} s:\n" + "\n".join(self.lines[-30:]))
+        seen = 0
+        with self._new_line:
+            while True:
+                for line in self.lines[seen:]:
+                    if regex.search(line):
+                        return line
+                seen = len(self.lines)
+                if self.process is not None and self.process.poll() is not None:
+                    self._new_line.wait(0.2)  # let the reader drain the last lines
+                    if len(self.lines) == seen:
+                        raise RuntimeError(
+                            f"runtime exited ({self.process.returncode}):\n" + "\n".join(self.lines[-30:])
+                        )
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no line matching {pattern!r} in {timeout} s:\n" + "\n".join(self.lines[-30:]))
+                self._new_line.wait(min(remaining, 0.5))
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 120) -> int:
+        """Wait for the runtime to exit by itself (after a signal); its exit status."""
+        assert self.process is not None
+        return self.process.wait(timeout)
 
     def stop(self) -> int:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(60)
+                self.process.wait(120)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
