@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,13 +22,31 @@ from tests.support.lambdas import FakeLambdaContext, load_function
 EVENT = json.loads((Path(__file__).parents[1] / "events" / "apigateway_token_authorizer.json").read_text())
 
 
+class JwksServer:
+    """The issuer's JWKS over HTTP: counts the fetches, can be taken down and given a new key."""
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.down = False
+        self.keys: list[dict[str, Any]] = []
+
+
 @pytest.fixture
-def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIssuer]:
+def jwks_server() -> JwksServer:
+    return JwksServer()
+
+
+@pytest.fixture
+def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jwks_server: JwksServer) -> Iterator[LocalIssuer]:
     holder: dict[str, LocalIssuer] = {}
 
     class Jwks(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps(holder["issuer"].jwks()).encode()
+            jwks_server.fetches += 1
+            if jwks_server.down:
+                self.send_error(503)
+                return
+            body = json.dumps({"keys": holder["issuer"].jwks()["keys"] + jwks_server.keys}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -113,3 +132,58 @@ def test_an_unreachable_jwks_denies_without_a_traceback(issuer: LocalIssuer, mon
     result = authorize(f"Bearer {issuer.mint('ana@example.com')}")
     assert effect(result) == "Deny"
     assert result["context"]["reason"] == "the API cannot verify tokens right now"
+
+
+def signed_with_unknown_kid(issuer: LocalIssuer) -> str:
+    """A well-formed token naming a key id the issuer never published (a random one each time)."""
+    now = int(time.time())
+    claims = {"iss": issuer.issuer_url, "aud": issuer.audience, "sub": "ana", "iat": now, "exp": now + 600}
+    return jwt.encode({"alg": "RS256", "kid": uuid.uuid4().hex}, claims, issuer._key)
+
+
+def test_tokens_with_random_key_ids_do_not_each_fetch_the_jwks(issuer: LocalIssuer, jwks_server: JwksServer) -> None:
+    # Given a warm authorizer that has the issuer's keys
+    assert effect(authorize(f"Bearer {issuer.mint('ana@example.com')}")) == "Allow"
+    fetches_before = jwks_server.fetches
+
+    # When a caller sends 30 tokens, each naming a key id nobody published
+    results = [authorize(f"Bearer {signed_with_unknown_kid(issuer)}") for _ in range(30)]
+
+    # Then each is denied for its key, and the issuer is asked again at most once
+    assert {effect(r) for r in results} == {"Deny"}
+    assert {r["context"]["reason"] for r in results} == {"token is signed by a key the issuer does not publish"}
+    assert jwks_server.fetches - fetches_before <= 1
+
+
+def test_a_key_the_issuer_starts_publishing_is_picked_up(
+    issuer: LocalIssuer, jwks_server: JwksServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a warm authorizer, and no wait between refreshes
+    monkeypatch.setenv("JWKS_REFRESH_INTERVAL_SECONDS", "0")
+    auth.reset_cache()
+    assert effect(authorize(f"Bearer {issuer.mint('ana@example.com')}")) == "Allow"
+
+    # When the issuer rotates: a new key, published beside the old one, signs new tokens
+    rotated = LocalIssuer(tmp_path / "rotated", issuer.issuer_url)
+    jwks_server.keys = rotated.jwks()["keys"]
+
+    # Then tokens signed with the new key are accepted
+    assert effect(authorize(f"Bearer {rotated.mint('ana@example.com')}")) == "Allow"
+
+
+def test_when_the_issuer_is_down_the_keys_already_fetched_keep_serving(
+    issuer: LocalIssuer, jwks_server: JwksServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given keys that are stale at once (max age 0), fetched while the issuer was up
+    monkeypatch.setenv("JWKS_MAX_AGE_SECONDS", "0")
+    auth.reset_cache()
+    assert effect(authorize(f"Bearer {issuer.mint('ana@example.com')}")) == "Allow"
+
+    # When the issuer's JWKS endpoint goes down
+    jwks_server.down = True
+    fetches_before = jwks_server.fetches
+    results = [authorize(f"Bearer {issuer.mint('ana@example.com')}") for _ in range(20)]
+
+    # Then valid tokens are still allowed with the keys we have, and the issuer is not asked on every request
+    assert {effect(r) for r in results} == {"Allow"}
+    assert jwks_server.fetches - fetches_before <= 1

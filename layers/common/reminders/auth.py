@@ -3,7 +3,8 @@
 Tokens are JWTs from an OIDC issuer (Cognito on AWS, the local runtime's issuer on a laptop),
 checked against the issuer's JWKS: RS256 signature, issuer, audience (``aud`` on ID tokens,
 ``client_id`` on Cognito access tokens), expiry and not-before. The JWKS is fetched once per
-execution environment and again when a token names a key we have not seen (key rotation).
+execution environment, again when it is stale or a token names a key we have not seen (key
+rotation), at most once per ``JWKS_REFRESH_INTERVAL_SECONDS``; a failed fetch keeps the old keys.
 Hand-written glue over joserfc: Powertools has no JWT verification and this is a few lines.
 """
 
@@ -18,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
+from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,9 @@ class AuthSettings(BaseSettings):
     # Defaults to the OIDC convention: {issuer}/.well-known/jwks.json (Cognito's path too).
     jwks_url: str = ""
     jwks_max_age_seconds: int = Field(default=3600, ge=0)
+    # The least time between two fetches of the JWKS when a token names an unknown key or a
+    # fetch failed (the keys we have keep serving meanwhile).
+    jwks_refresh_interval_seconds: int = Field(default=60, ge=0, le=3600)
     clock_skew_seconds: int = Field(default=30, ge=0, le=300)
 
     @property
@@ -66,26 +70,59 @@ class Identity:
 
 
 class JwksCache:
-    """The issuer's public keys, fetched over HTTPS and kept for ``max_age`` seconds."""
+    """The issuer's public keys, fetched over HTTP(S) and kept for ``max_age`` seconds.
+
+    The issuer is asked again when the keys are stale, or when a token names a key we lack
+    (rotation), but never more often than ``refresh_interval``: a caller sending made-up key ids
+    cannot turn each request into a fetch. When a fetch fails, the keys we have keep serving.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: dict[str, tuple[float, KeySet]] = {}
+        self._keys: dict[str, tuple[float, KeySet]] = {}  # url -> (when fetched, keys)
+        self._asked: dict[str, float] = {}  # url -> when last asked, whether or not it answered
 
-    def get(self, url: str, max_age: int, *, refresh: bool = False) -> KeySet:
-        with self._lock:
-            cached = self._keys.get(url)
-            if cached and not refresh and time.monotonic() - cached[0] < max_age:
+    def get(self, url: str, max_age: int, refresh_interval: int, *, missing_kid: bool = False) -> KeySet:
+        cached = self._keys.get(url)
+        if cached is not None and not self._due(url, cached[0], max_age, refresh_interval, missing_kid):
+            return cached[1]
+        # One caller fetches; while it does, the others serve with the keys we have instead of waiting.
+        if not self._lock.acquire(blocking=cached is None):
+            assert cached is not None
+            return cached[1]
+        try:
+            cached = self._keys.get(url)  # another caller may have fetched while we waited
+            if cached is not None and not self._due(url, cached[0], max_age, refresh_interval, missing_kid):
                 return cached[1]
-            if not url.startswith(("https://", "http://")):
-                raise AuthConfigError(f"JWKS URL must be http(s): {url!r}")
+            if cached is None and time.monotonic() - self._asked.get(url, -1e9) < min(refresh_interval, 5):
+                raise AuthConfigError(f"cannot read the issuer's keys from {url}: failed moments ago")
+            self._asked[url] = time.monotonic()
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - scheme checked above
-                    keys = KeySet.import_key_set(json.loads(response.read()))
-            except (OSError, ValueError, JoseError) as exc:
-                raise AuthConfigError(f"cannot read the issuer's keys from {url}: {exc}") from None
+                keys = _fetch(url)
+            except AuthConfigError:
+                if cached is not None:
+                    return cached[1]
+                raise
             self._keys[url] = (time.monotonic(), keys)
             return keys
+        finally:
+            self._lock.release()
+
+    def _due(self, url: str, fetched: float, max_age: int, refresh_interval: int, missing_kid: bool) -> bool:
+        now = time.monotonic()
+        if now - self._asked.get(url, fetched) < refresh_interval:
+            return False
+        return missing_kid or now - fetched >= max_age
+
+
+def _fetch(url: str) -> KeySet:
+    if not url.startswith(("https://", "http://")):
+        raise AuthConfigError(f"JWKS URL must be http(s): {url!r}")
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - scheme checked above
+            return KeySet.import_key_set(json.loads(response.read()))
+    except (OSError, ValueError, JoseError) as exc:
+        raise AuthConfigError(f"cannot read the issuer's keys from {url}: {exc}") from None
 
 
 _jwks = JwksCache()
@@ -109,17 +146,15 @@ def verify(header: str | None, settings: AuthSettings, now: float | None = None)
         raise AuthConfigError("JWT_ISSUER is not set")
     token = bearer_token(header)
     url = settings.resolved_jwks_url
+    max_age, interval = settings.jwks_max_age_seconds, settings.jwks_refresh_interval_seconds
     try:
-        decoded = jwt.decode(token, _jwks.get(url, settings.jwks_max_age_seconds), algorithms=ALGORITHMS)
+        try:
+            decoded = jwt.decode(token, _jwks.get(url, max_age, interval), algorithms=ALGORITHMS)
+        except InvalidKeyIdError:
+            # Signed with a key we have not fetched (rotation): ask the issuer, at most once per interval.
+            decoded = jwt.decode(token, _jwks.get(url, max_age, interval, missing_kid=True), algorithms=ALGORITHMS)
     except JoseError as exc:
-        if "key" in type(exc).__name__.lower() or "kid" in str(exc).lower():
-            # Signed with a key we have not fetched yet (rotation): fetch the JWKS once more.
-            try:
-                decoded = jwt.decode(token, _jwks.get(url, 0, refresh=True), algorithms=ALGORITHMS)
-            except JoseError as again:
-                raise Unauthorized(_describe(again)) from None
-        else:
-            raise Unauthorized(_describe(exc)) from None
+        raise Unauthorized(_describe(exc)) from None
     except (ValueError, TypeError, UnicodeDecodeError):
         raise Unauthorized("malformed token: not a signed JWT") from None
     claims: dict[str, Any] = dict(decoded.claims)
