@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Options: make run ARGS='--env-vars settings.json --api-port 3100' (or DEVSERVER_* variables; --help lists them).
 run: $(STAMP)
-	$(BIN)/python -m devserver
+	$(BIN)/python -m devserver $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

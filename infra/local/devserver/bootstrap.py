@@ -1,7 +1,12 @@
 """A function worker: imports one handler once, then runs invocations read from a pipe.
 
-Started by devserver.workers as ``python -m devserver.bootstrap <in_fd> <out_fd>``; the
-function's own stdout/stderr stay free for its logs, as in Lambda. One JSON line per message.
+Started by devserver.workers as ``python -m devserver.bootstrap <in_fd> <out_fd> ...``; the
+function's own stdout/stderr stay free for its logs, as in Lambda.
+
+Protocol: each request is one JSON line. Each reply is one JSON header line, followed for a
+result by that many bytes of the handler's JSON (passed on as is, never decoded twice):
+``{"ready": true}`` once the handler is imported (as SAM's EAGER warm containers do), then per
+request ``{"result": <length>}`` + payload, or ``{"error": {...}}``.
 """
 
 from __future__ import annotations
@@ -43,9 +48,15 @@ def _error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def main() -> None:
-    reader = os.fdopen(int(sys.argv[1]), "r", encoding="utf-8")
-    writer = os.fdopen(int(sys.argv[2]), "w", encoding="utf-8")
+    reader = os.fdopen(int(sys.argv[1]), "rb")
+    out_fd = int(sys.argv[2])
     code_dir, layer_dir, handler_name = sys.argv[3], sys.argv[4], sys.argv[5]
     # Lambda puts the function's code first, then its layers, on sys.path.
     sys.path[:0] = [code_dir, layer_dir]
@@ -57,24 +68,24 @@ def main() -> None:
     except BaseException as exc:
         init_error = {**_error(exc), "errorType": f"Runtime.ImportModuleError: {type(exc).__name__}"}
         traceback.print_exc()
-    writer.write(json.dumps({"ready": True}) + "\n")
-    writer.flush()
+    _write(out_fd, b'{"ready": true}\n')
     for line in reader:
         request = json.loads(line)
+        reply: bytes
         if init_error is not None:
-            reply: dict[str, Any] = {"error": init_error}
+            reply = json.dumps({"error": init_error}).encode() + b"\n"
         else:
             try:
                 assert handler is not None
                 result = handler(request["event"], LambdaContext(request))
-                reply = {"result": json.dumps(result, default=str)}
+                payload = json.dumps(result, default=str).encode()
+                reply = b'{"result": %d}\n' % len(payload) + payload
             except BaseException as exc:
                 traceback.print_exc()
-                reply = {"error": _error(exc)}
+                reply = json.dumps({"error": _error(exc)}).encode() + b"\n"
         sys.stdout.flush()
         sys.stderr.flush()
-        writer.write(json.dumps(reply) + "\n")
-        writer.flush()
+        _write(out_fd, reply)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,11 @@
 """`make run`: start the database, the AWS endpoint, the function workers, API Gateway, the
-Lambda Invoke API and the schedules; stop all of them on Ctrl-C or SIGTERM."""
+Lambda Invoke API and the schedules from template.yaml; stop them in order on Ctrl-C, SIGTERM
+or SIGHUP (a closed terminal).
+
+Stopping: first nothing new is taken (API, Invoke API, schedules), then running invocations
+finish (each within its function's timeout; Ctrl-C again stops them at once), then the workers,
+the AWS endpoint and the database stop.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +13,39 @@ import argparse
 import concurrent.futures
 import contextlib
 import errno
+import hashlib
 import os
+import pickle
 import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from devserver import console
-from devserver.template import REGION, App, TemplateError
+from devserver.template import App, TemplateError
 
 ROOT = Path(__file__).resolve().parents[3]
+# Warm workers get this long to import their handler before "ready" (Lambda allows init 10 s).
+INIT_WAIT_SECONDS = 60.0
+
+_OPTIONS = {
+    "--api-port": "DEVSERVER_API_PORT",
+    "--lambda-port": "DEVSERVER_LAMBDA_PORT",
+    "--aws-port": "DEVSERVER_AWS_PORT",
+}
 
 
 class StartupError(Exception):
     """Startup cannot go on; the message is printed as one line."""
+
+
+class Stopping(Exception):
+    """A stop was asked for while starting."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,8 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devserver",
         description=__doc__,
-        epilog="Each option also reads DEVSERVER_<OPTION> (e.g. DEVSERVER_API_PORT); "
-        "DATABASE_URL and AWS_ENDPOINT_URL replace the embedded PostgreSQL and moto.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Each option also reads DEVSERVER_<OPTION> (e.g. DEVSERVER_API_PORT=3100 make run); "
+        "`make run ARGS='--api-port 3100'` passes options too. DATABASE_URL and AWS_ENDPOINT_URL "
+        "replace the embedded PostgreSQL and moto.\n\n"
+        "Function settings (LEASE_SECONDS, MAX_SEND_RATE, LOG_LEVEL, ...): the shell's environment "
+        "does not reach the functions, as on Lambda. Put them in a JSON file in SAM's --env-vars "
+        'shape, {"Parameters": {"NAME": "value"}, "NotifierFunction": {"LEASE_SECONDS": "300"}} '
+        "(Parameters: every function), and pass --env-vars FILE (or DEVSERVER_ENV_VARS=FILE). "
+        "Unlike SAM, variables the template does not declare are set too. Read at start.",
     )
     parser.add_argument(
         "--template", default=env("DEVSERVER_TEMPLATE", str(ROOT / "template.yaml")), help="SAM template to run"
@@ -50,173 +77,189 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir",
         default=env("DEVSERVER_DATA_DIR", str(ROOT / ".local")),
-        help="embedded PostgreSQL (pgdata/) and issuer key (issuer/), kept between runs",
+        help="embedded PostgreSQL (pgdata/), issuer key (issuer/) and caches, kept between runs",
+    )
+    parser.add_argument(
+        "--env-vars", default=env("DEVSERVER_ENV_VARS"), help="JSON file of function settings (see below)"
     )
     parser.add_argument(
         "--max-workers", type=int, default=env("DEVSERVER_MAX_WORKERS", "4"), help="warm workers per function"
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=env("DEVSERVER_REQUEST_TIMEOUT", "30"),
+        help="seconds a request (line, headers, body) has to arrive once it begins (30); then 408",
+    )
+    parser.add_argument(
+        "--migrate-function",
+        default=env("DEVSERVER_MIGRATE_FUNCTION", "MigrateFunction"),
+        help="function invoked once before ready to migrate the database, when the template has it",
     )
     parser.add_argument("--no-reload", action="store_true", help="do not restart workers when sources change")
     return parser
 
 
-def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler], flag: str) -> ThreadingHTTPServer:
-    try:
-        server = ThreadingHTTPServer((host, port), handler)
-    except OSError as exc:
-        raise StartupError(_port_message(exc, host, port, flag)) from None
-    server.daemon_threads = True
-    return server
+def _port_message(exc: OSError, host: str, port: int, option: str) -> str:
+    variable = _OPTIONS[option]
+    how = f"choose another with {variable}=<port> make run (or make run ARGS='{option} <port>')"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use; stop what uses it, or {how}"
+    return f"cannot listen on {host}:{port} ({exc.strerror}); {how}"
 
 
-def _check_port(host: str, port: int, flag: str) -> None:
+def _check_port(host: str, port: int, option: str) -> None:
     """Fail before anything starts when a port is taken (the servers bind for real later)."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise StartupError(_port_message(exc, host, port, flag)) from None
+            raise StartupError(_port_message(exc, host, port, option)) from None
 
 
-def _port_message(exc: OSError, host: str, port: int, flag: str) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return f"port {port} on {host} is already in use; stop what uses it or choose another with {flag}"
-    return f"cannot listen on {host}:{port} ({exc.strerror}); choose another with {flag}"
+def load_template(path: Path, overrides: dict[str, str], cache_dir: Path) -> App:
+    """template.yaml through aws-sam-translator, or its translation from the last run (~0.8 s
+    saved) when neither the template, the translator nor devserver's reader has changed."""
+    from importlib.metadata import version
+
+    from devserver import template
+
+    key = hashlib.sha256()
+    for part in (str(path), repr(sorted(overrides.items())), version("aws-sam-translator"), sys.version):
+        key.update(part.encode() + b"\0")
+    for source in (path, Path(template.__file__)):
+        with contextlib.suppress(OSError):
+            key.update(source.read_bytes())
+    cached = cache_dir / f"template-{key.hexdigest()[:24]}.pickle"
+    with contextlib.suppress(OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
+        # Our own pickle, written by an earlier run into the developer's data folder.
+        app = pickle.loads(cached.read_bytes())  # noqa: S301
+        if isinstance(app, App):
+            return app
+    app = template.load(path, overrides)
+    with contextlib.suppress(OSError):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for old in cache_dir.glob("template-*.pickle"):
+            old.unlink()
+        cached.write_bytes(pickle.dumps(app))
+    return app
 
 
 class Runtime:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.stopping = threading.Event()
-        self._cleanups: list[Callable[[], Any]] = []
+        self.force = threading.Event()  # a second Ctrl-C: stop running invocations now
+        self.pools: dict[str, Any] = {}
+        self._servers: list[ThreadingHTTPServer] = []  # serving API Gateway and the Invoke API
+        self._takers: list[Callable[[], Any]] = []  # stop taking invocations: schedules, reloads
+        self._after_workers: list[Callable[[], Any]] = []  # the AWS endpoint, then the database
+        self._database: Any | None = None
 
-    def on_stop(self, cleanup: Callable[[], Any]) -> None:
-        self._cleanups.append(cleanup)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for cleanup in reversed(self._cleanups):
-            try:
-                cleanup()
-            except Exception as exc:
-                console.error(f"while stopping: {type(exc).__name__}: {exc}")
-        self._cleanups.clear()
+    def _check_stopping(self) -> None:
+        if self.stopping.is_set():
+            raise Stopping
 
     def start(self) -> None:
-        from devserver import aws, gateway, invoke_api, template
+        from devserver import aws, environment, gateway, invoke_api, serving
         from devserver.database import open_database
         from devserver.schedules import Scheduler
         from devserver.workers import FunctionPool, SourceWatcher
 
         args = self.args
         started = time.monotonic()
+        data_dir = Path(args.data_dir)
+        external_aws = os.environ.get("AWS_ENDPOINT_URL")
         ports = [(args.api_port, "--api-port"), (args.lambda_port, "--lambda-port")]
-        if not os.environ.get("AWS_ENDPOINT_URL"):
+        if not external_aws:
             ports.append((args.aws_port, "--aws-port"))
-        for port, flag in ports:
-            _check_port(args.host, port, flag)
-        # PostgreSQL starts (and migrates) while the template is translated and moto comes up.
+        for port, option in ports:
+            _check_port(args.host, port, option)
+        # PostgreSQL starts while the template is read and the workers' settings are checked.
         opening = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="database")
-        database_future = opening.submit(open_database, os.environ.get("DATABASE_URL"), Path(args.data_dir))
+        database_future = opening.submit(open_database, os.environ.get("DATABASE_URL"), data_dir)
         opening.shutdown(wait=False)
 
         def stop_database() -> None:
             if database_future.exception() is None:
                 database_future.result().stop()
 
-        self.on_stop(stop_database)
+        self._after_workers.append(stop_database)
         overrides = {"SenderEmail": os.environ["SENDER_EMAIL"]} if os.environ.get("SENDER_EMAIL") else {}
-        app = template.load(Path(args.template).resolve(), overrides)
+        app = load_template(Path(args.template).resolve(), overrides, data_dir / "cache")
         if not app.functions:
             raise TemplateError(f"{args.template}: no AWS::Serverless::Function to run")
+        settings = environment.read_env_vars(Path(args.env_vars) if args.env_vars else None, app.functions)
+        issuer = _issuer(data_dir, f"http://{args.host}:{args.api_port}/_local/issuer")
+        endpoint = external_aws or f"http://{args.host}:{args.aws_port}"
+        database = database_future.result()
+        self._check_stopping()
 
-        pools: dict[str, FunctionPool] = {}
-        issuer = _issuer(Path(args.data_dir), f"http://{args.host}:{args.api_port}/_local/issuer")
+        # Every worker starts importing its handler now, while the AWS endpoint comes up.
+        base = environment.base_environment(endpoint, database.url)
+        local = {"DATABASE_URL": database.url, **(issuer.function_env() if issuer is not None else {})}
+        envs = {
+            name: environment.function_environment(spec, base, local, settings) for name, spec in app.functions.items()
+        }
+        for name, spec in app.functions.items():
+            self.pools[name] = FunctionPool(spec, envs[name], max_workers=args.max_workers)
+            self.pools[name].warm()
+        for text in environment.describe(settings):
+            console.line("settings", text)
+
+        if not external_aws:
+            aws_server = _moto_server(args.host, args.aws_port)
+            threading.Thread(target=aws_server.serve_forever, daemon=True).start()
+            self._after_workers.insert(0, aws_server.server_close)
+            self._after_workers.insert(0, aws_server.shutdown)
+            senders = {env.get("SENDER_EMAIL") for env in envs.values()} | {overrides.get("SenderEmail")}
+            for sender in sorted(s for s in senders if s) or ["reminders@example.com"]:
+                aws.verify_sender(endpoint, sender)
+        else:
+            watcher = aws.MailWatcher(endpoint)
+            threading.Thread(target=watcher.run, daemon=True).start()
+            self._after_workers.insert(0, watcher.stop)
+        self._check_stopping()
+
+        if args.migrate_function in self.pools:
+            self._migrate(args.migrate_function)
+        deadline = time.monotonic() + INIT_WAIT_SECONDS
+        for name, pool in self.pools.items():
+            if not pool.wait_warm(deadline):
+                console.line("init", f"{name} is still importing its handler; its first invocation will wait")
+        self._check_stopping()
+
         extra: dict[str, Callable[[], Any]] = {}
         if issuer is not None:
             extra["/_local/issuer/.well-known/openid-configuration"] = issuer.openid_configuration
             extra["/_local/issuer/.well-known/jwks.json"] = issuer.jwks
-        api = gateway.Gateway(app, pools, extra)
-        api_server = _bind(args.host, args.api_port, gateway.handler_class(api), "--api-port")
-        self.on_stop(api_server.server_close)
-        lambda_server = _bind(args.host, args.lambda_port, invoke_api.handler_class(pools), "--lambda-port")
-        self.on_stop(lambda_server.server_close)
-
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
-        aws_server = None
-        if not endpoint:
-            from moto.moto_server.werkzeug_app import MotoRequestHandler
-            from werkzeug.serving import make_server
-
-            class QuietMotoHandler(MotoRequestHandler):
-                def log_request(self, *args: Any, **kwargs: Any) -> None:
-                    pass  # the console shows emails, not every AWS call
-
+            issuer.record_url()
+        api = gateway.Gateway(app, self.pools, extra)
+        for port, option, handler in (
+            (args.api_port, "--api-port", gateway.handler_class(api)),
+            (args.lambda_port, "--lambda-port", invoke_api.handler_class(self.pools)),
+        ):
             try:
-                aws_server = make_server(
-                    args.host,
-                    args.aws_port,
-                    aws.moto_wsgi_app(aws.SesMailbox()),
-                    threaded=True,
-                    request_handler=QuietMotoHandler,
-                )
-            except (OSError, SystemExit) as exc:
-                error = exc if isinstance(exc, OSError) else OSError(errno.EADDRINUSE, "in use")
-                raise StartupError(_port_message(error, args.host, args.aws_port, "--aws-port")) from None
-            self.on_stop(aws_server.server_close)
-            endpoint = f"http://{args.host}:{args.aws_port}"
-
-        if aws_server is not None:
-            self._serve(aws_server)
-            sender = overrides.get("SenderEmail") or _sender(app)
-            aws.verify_sender(endpoint, sender)
-        else:
-            watcher = aws.MailWatcher(endpoint)
-            threading.Thread(target=watcher.run, daemon=True).start()
-            self.on_stop(watcher.stop)
-        database = database_future.result()
-
-        base_env = _base_env(endpoint, database.url_text)
-        # The local issuer stands in for Cognito: its settings replace the template's.
-        issuer_env = issuer.function_env() if issuer is not None else {}
-        for name, spec in app.functions.items():
-            env = {
-                **base_env,
-                **spec.environment,
-                **issuer_env,
-                "DATABASE_URL": database.url_text,
-                "AWS_LAMBDA_FUNCTION_NAME": name,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-                "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[$LATEST]local",
-                "_HANDLER": spec.handler,
-            }
-            pools[name] = FunctionPool(spec, env, max_workers=args.max_workers)
-
-        def close_pools() -> None:
-            for pool in pools.values():
-                pool.close()
-
-        self.on_stop(close_pools)
-        for pool in pools.values():
-            pool.warm()
+                server = serving.BoundedServer((args.host, port), handler, args.request_timeout)
+            except OSError as exc:
+                raise StartupError(_port_message(exc, args.host, port, option)) from None
+            self._servers.append(server)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
 
         if not args.no_reload:
-            source_watcher = SourceWatcher(pools)
+            source_watcher = SourceWatcher(self.pools)
             threading.Thread(target=source_watcher.run, daemon=True).start()
-            self.on_stop(source_watcher.stop)
+            self._takers.append(source_watcher.stop)
 
         def fire(function: str, event: dict[str, Any]) -> None:
             with contextlib.suppress(RuntimeError):  # the runtime is stopping
-                gateway.log_invocation(function, "schedule", pools[function].invoke(event))
+                gateway.log_invocation(function, "schedule", self.pools[function].invoke(event))
 
         scheduler = Scheduler(app.schedules, fire)
         threading.Thread(target=scheduler.run, daemon=True).start()
-        self.on_stop(scheduler.stop)
+        self._takers.append(scheduler.stop)
 
-        self._serve(api_server)
-        self._serve(lambda_server)
         _describe(app)
         console.line(
             "ready",
@@ -225,10 +268,75 @@ class Runtime:
             f"database {database.description} in {time.monotonic() - started:.1f} s",
         )
 
-    def _serve(self, server: Any) -> None:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self.on_stop(server.shutdown)
+    def _migrate(self, function: str) -> None:
+        from devserver.database import DatabaseError
+        from devserver.gateway import log_invocation
+
+        outcome = self.pools[function].invoke({})
+        log_invocation(function, "start", outcome)
+        if outcome.timed_out:
+            raise DatabaseError(f"migrations ({function}) did not finish within {self.pools[function].spec.timeout} s")
+        if outcome.error is not None:
+            message = str(outcome.error.get("errorMessage", "")).strip().splitlines()
+            reason = f"{outcome.error.get('errorType')}: {message[0] if message else ''}"
+            raise DatabaseError(f"migrations ({function}) failed: {reason}")
+
+    def stop(self) -> None:
+        """Stop taking invocations, let running ones finish, then stop workers, AWS, the database."""
+        self.stopping.set()
+        for server in self._servers:
+            _quietly(server.shutdown)
+        for stop_taking in self._takers:
+            _quietly(stop_taking)
+        running = {name: pool.drain() for name, pool in self.pools.items()}
+        busy = [f"{name} x{count}" if count > 1 else name for name, count in running.items() if count]
+        if busy:
+            until = max(pool.running_until() for pool in self.pools.values()) + 1.0
+            console.line(
+                "stop",
+                f"waiting for running invocations to finish ({', '.join(busy)}; at most "
+                f"{max(0.0, until - time.monotonic()):.0f} s); Ctrl-C again to stop them now",
+            )
+            for pool in self.pools.values():
+                while not self.force.is_set() and not pool.wait_drained(min(until, time.monotonic() + 0.2)):
+                    if time.monotonic() >= until:
+                        break
+            if self.force.is_set():
+                console.line("stop", "stopping running invocations now")
+        for pool in self.pools.values():
+            _quietly(pool.close)
+        for cleanup in self._after_workers:
+            _quietly(cleanup)
+        for server in self._servers:
+            _quietly(server.server_close)
+        self._after_workers.clear()
+        self._servers.clear()
+
+
+def _quietly(cleanup: Callable[[], Any]) -> None:
+    try:
+        cleanup()
+    except Exception as exc:
+        console.error(f"while stopping: {type(exc).__name__}: {exc}")
+
+
+def _moto_server(host: str, port: int) -> Any:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    from devserver import aws
+
+    class QuietMotoHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass  # the console shows emails, not every AWS call
+
+    try:
+        return make_server(
+            host, port, aws.moto_wsgi_app(aws.SesMailbox()), threaded=True, request_handler=QuietMotoHandler
+        )
+    except (OSError, SystemExit) as exc:
+        error = exc if isinstance(exc, OSError) else OSError(errno.EADDRINUSE, "in use")
+        raise StartupError(_port_message(error, host, port, "--aws-port")) from None
 
 
 def _issuer(data_dir: Path, issuer_url: str) -> Any | None:
@@ -237,35 +345,6 @@ def _issuer(data_dir: Path, issuer_url: str) -> Any | None:
     except ImportError:
         return None
     return LocalIssuer(data_dir / "issuer", issuer_url)
-
-
-def _sender(app: App) -> str:
-    for spec in app.functions.values():
-        if spec.environment.get("SENDER_EMAIL"):
-            return spec.environment["SENDER_EMAIL"]
-    return "reminders@example.com"
-
-
-def _base_env(endpoint: str, database_url: str) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(
-        {
-            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-            "PYTHONUNBUFFERED": "1",
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
-            "PYTHONWARNINGS": "ignore:No application metrics to publish",
-            "DATABASE_URL": database_url,
-        }
-    )
-    return env
 
 
 def _describe(app: App) -> None:
@@ -280,20 +359,33 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     from devserver.database import DatabaseError
+    from devserver.environment import EnvVarsError
     from devserver.schedules import ScheduleError
 
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     args = _parser().parse_args(argv)
     runtime = Runtime(args)
 
+    first_signal: list[float] = []
+
     def request_stop(signum: int, frame: Any) -> None:
+        # Only a later Ctrl-C forces: make passes its own SIGTERM on to the runtime, so one stop
+        # can arrive as two signals at once.
+        if first_signal and signum == signal.SIGINT and time.monotonic() - first_signal[0] > 0.5:
+            runtime.force.set()
+        first_signal[:] = first_signal or [time.monotonic()]
         runtime.stopping.set()
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    # A closed terminal (SIGHUP) and a service manager (SIGTERM) stop it as Ctrl-C does.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, request_stop)
     try:
         runtime.start()
-    except (StartupError, TemplateError, DatabaseError, ScheduleError) as exc:
+    except Stopping:
+        console.line("stop", "stopping before ready: workers, servers, database")
+        runtime.stop()
+        return 0
+    except (StartupError, TemplateError, DatabaseError, ScheduleError, EnvVarsError) as exc:
         console.error(str(exc))
         runtime.stop()
         return 1
@@ -302,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime.stop()
         return 1
     runtime.stopping.wait()
-    console.line("stop", "stopping: workers, servers, database")
+    console.line("stop", "stopping: no new requests or schedules; then workers, AWS endpoint, database")
     runtime.stop()
     console.line("stop", "stopped")
     return 0

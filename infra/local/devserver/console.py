@@ -1,22 +1,36 @@
-"""The one console: a line per request, invocation, email and schedule fire, as they happen."""
+"""The one console: a line per request, invocation, email and schedule fire, as they happen.
+
+Writing never fails the runtime: once the terminal is gone (closed window: SIGHUP, then EIO on
+every write), lines are dropped and the runtime goes on stopping in order.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
 from datetime import UTC, datetime
+from typing import TextIO
 
 _lock = threading.Lock()
+_gone: set[int] = set()
+
+
+def _write(stream: TextIO, text: str) -> None:
+    if id(stream) in _gone:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):  # EIO/EPIPE: the terminal or pipe is gone; ValueError: closed
+        _gone.add(id(stream))
 
 
 def line(kind: str, text: str) -> None:
     stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
     with _lock:
-        sys.stdout.write(f"{stamp} {kind:<8} {text}\n")
-        sys.stdout.flush()
+        _write(sys.stdout, f"{stamp} {kind:<8} {text}\n")
 
 
 def error(text: str) -> None:
     with _lock:
-        sys.stderr.write(f"devserver: error: {text}\n")
-        sys.stderr.flush()
+        _write(sys.stderr, f"devserver: error: {text}\n")

@@ -14,11 +14,12 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devserver import console
+from devserver.serving import BoundedHandler
 from devserver.template import ACCOUNT_ID, API_ID, REGION, App, Authorizer, Route, path_parameters
 from devserver.workers import FunctionPool, Outcome
 
@@ -30,10 +31,13 @@ UNAUTHORIZED = ("UNAUTHORIZED", 401, {"message": "Unauthorized"})
 DENIED = ("ACCESS_DENIED", 403, {"message": "User is not authorized to access this resource with an explicit deny"})
 AUTHORIZER_FAILED = ("AUTHORIZER_FAILURE", 500, {"message": None})
 TOO_LARGE = ("REQUEST_TOO_LARGE", 413, {"message": "Request Too Long"})
+# What the front end answers for a request that is not HTTP it can read, or arrives too slowly.
+BAD_REQUEST = ("DEFAULT_4XX", 400, {"message": "Bad Request"})
+REQUEST_TIMEOUT = ("DEFAULT_4XX", 408, {"message": "Request Timeout"})
 # API Gateway REST's integration timeout (a slower function gets a 504 while it runs on in AWS).
 INTEGRATION_TIMEOUT_SECONDS = 29.0
-# API Gateway REST's payload limit.
-MAX_BODY = 10 * 1024 * 1024
+# The methods an API Gateway resource can have; ANY means these, and nothing else routes.
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 GatewayReply = tuple[str, int, dict[str, Any]]
 # $context.authorizer.<key> in a gateway response template (the only $context variables we fill).
 CONTEXT_VARIABLE = re.compile(r"\$context\.authorizer\.(\w+)")
@@ -71,6 +75,8 @@ class Gateway:
         return _json_reply(custom_status or status, body)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        if method not in METHODS:
+            return None
         for route in self.app.routes:
             found = route.pattern.match(path)
             if found and route.method in (method, "ANY"):
@@ -160,7 +166,7 @@ class Gateway:
         return f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}/{self.app.stage}/{method}{path}"
 
     def authorize(
-        self, authorizer: Authorizer, method: str, path: str, headers: list[tuple[str, str]]
+        self, authorizer: Authorizer, method: str, path: str, headers: list[tuple[str, str]], trail: list[str]
     ) -> tuple[GatewayReply, dict[str, str]] | dict[str, Any]:
         """API Gateway's TOKEN authorizer: an error response (with the denying authorizer's
         context, for the response template), or the requestContext.authorizer."""
@@ -174,7 +180,8 @@ class Gateway:
         if cached is not None and cached[0] > time.monotonic():
             policy = cached[1]
         else:
-            outcome = self.invoke(authorizer.function, {"type": "TOKEN", "authorizationToken": token, "methodArn": arn})
+            event = {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
+            outcome = self.invoke(authorizer.function, event, trail)
             if outcome.error is not None or outcome.timed_out or outcome.result is None:
                 if outcome.error and outcome.error.get("errorMessage") == "Unauthorized":
                     return UNAUTHORIZED, {}
@@ -190,9 +197,11 @@ class Gateway:
             return DENIED, context
         return {**context, "principalId": policy.get("principalId")}
 
-    def invoke(self, function: str, event: Any) -> Outcome:
+    def invoke(self, function: str, event: Any, trail: list[str]) -> Outcome:
         outcome = self.pools[function].invoke(event, timeout=INTEGRATION_TIMEOUT_SECONDS)
-        log_invocation(function, "api", outcome)
+        # One console line per request: it lists the invocations it took.
+        state = "" if outcome.state == "ok" else f" {outcome.state}"
+        trail.append(f"{function} {outcome.duration_ms:.0f} ms{state}")
         return outcome
 
     def respond(self, outcome: Outcome) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -212,36 +221,6 @@ class Gateway:
             console.line("api", "malformed Lambda proxy response -> 502")
             return self.gateway_reply(INTERNAL_ERROR)
         return status, headers, data
-
-
-def read_body(handler: BaseHTTPRequestHandler) -> bytes | None:
-    """The request body (Content-Length or chunked); None when it is over API Gateway's limit."""
-    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        chunks, size = [], 0
-        while True:
-            line = handler.rfile.readline(65537).split(b";")[0].strip()
-            try:
-                length = int(line, 16) if line else 0
-            except ValueError:
-                handler.close_connection = True  # a malformed chunk: stop reading this connection
-                length = 0
-            if length == 0:
-                handler.rfile.readline()
-                break
-            size += length
-            chunks.append(handler.rfile.read(length))
-            handler.rfile.readline()
-        body = b"".join(chunks)
-    else:
-        try:
-            length = max(0, int(handler.headers.get("Content-Length") or 0))
-        except ValueError:
-            length = 0
-        if length > MAX_BODY:
-            handler.close_connection = True  # the unread body makes the connection unusable
-            return None
-        body = handler.rfile.read(length) if length else b""
-    return None if len(body) > MAX_BODY else body
 
 
 def _allows(document: dict[str, Any], arn: str) -> bool:
@@ -272,51 +251,39 @@ def _json_reply(status: int, body: dict[str, Any]) -> tuple[int, list[tuple[str,
 
 
 def log_invocation(function: str, source: str, outcome: Outcome) -> None:
-    state = "ok"
-    if outcome.timed_out:
-        state = "timed out"
-    elif outcome.error is not None:
-        state = f"error: {outcome.error.get('errorType')}"
-    console.line("invoke", f"{function} ({source}) {outcome.request_id} {state} {outcome.duration_ms:.0f} ms")
+    console.line("invoke", f"{function} ({source}) {outcome.request_id} {outcome.state} {outcome.duration_ms:.0f} ms")
 
 
-def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
-    class ApiHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms delayed-ACK stall
-        server_version = "devserver"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _handle(self) -> None:
+def handler_class(gateway: Gateway) -> type[BoundedHandler]:
+    class ApiHandler(BoundedHandler):
+        def handle_any(self) -> None:
             started = time.monotonic()
             split = urlsplit(self.path)
             path = unquote(split.path) or "/"
-            body = read_body(self)
-            if body is None:
-                status, headers, data = gateway.gateway_reply(TOO_LARGE)
+            trail: list[str] = []
+            body = self.request_body()
+            if isinstance(body, HTTPStatus):
+                reply = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE: TOO_LARGE, HTTPStatus.BAD_REQUEST: BAD_REQUEST}
+                status, headers, data = gateway.gateway_reply(reply.get(body, REQUEST_TIMEOUT))
             else:
                 try:
-                    status, headers, data = self._dispatch(path, split.query, body)
+                    status, headers, data = self._dispatch(path, split.query, body, trail)
                 except Exception as exc:  # the runtime's own fault: say so in one line, answer like API Gateway
                     console.line("api", f"{self.command} {path}: {type(exc).__name__}: {exc}")
                     status, headers, data = gateway.gateway_reply(INTERNAL_ERROR)
-            self.send_response(status)
-            names = {k.lower() for k, _ in headers}
-            for name, value in headers:
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            if "content-type" not in names and data:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            self.send_json(status, headers, data)
             elapsed = (time.monotonic() - started) * 1000
-            console.line("request", f"{self.command} {self.path} {status} {elapsed:.0f} ms")
+            invoked = f" ({', '.join(trail)})" if trail else ""
+            console.line("request", f"{self.command} {self.path} {status} {elapsed:.0f} ms{invoked}")
 
-        def _dispatch(self, path: str, query: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        def error_body(self, code: int, message: str) -> tuple[list[tuple[str, str]], bytes]:
+            kind = "DEFAULT_4XX" if code < 500 else "DEFAULT_5XX"
+            _, headers, data = gateway.gateway_reply((kind, code, {"message": message}))
+            return headers, data
+
+        def _dispatch(
+            self, path: str, query: str, body: bytes, trail: list[str]
+        ) -> tuple[int, list[tuple[str, str]], bytes]:
             if self.command == "GET" and path in gateway.extra_routes:
                 return _json_reply(200, gateway.extra_routes[path]())
             stage_prefix = f"/{gateway.app.stage}"
@@ -338,7 +305,7 @@ def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                     headers.append((name, value))
             authorizer_context = None
             if route.authorizer is not None:
-                decision = gateway.authorize(route.authorizer, self.command, path, headers)
+                decision = gateway.authorize(route.authorizer, self.command, path, headers, trail)
                 if isinstance(decision, tuple):
                     return gateway.gateway_reply(*decision)
                 authorizer_context = decision
@@ -354,8 +321,6 @@ def handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
             )
             if authorizer_context is not None:
                 event["requestContext"]["authorizer"] = authorizer_context
-            return gateway.respond(gateway.invoke(route.function, event))
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+            return gateway.respond(gateway.invoke(route.function, event, trail))
 
     return ApiHandler

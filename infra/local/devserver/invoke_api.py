@@ -7,45 +7,44 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
+from http import HTTPStatus
 from typing import Any
 
 from devserver import console
-from devserver.gateway import log_invocation, read_body
+from devserver.gateway import log_invocation
+from devserver.serving import BoundedHandler
 from devserver.template import ACCOUNT_ID, REGION
 from devserver.workers import FunctionPool
 
 _PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 
 
-def handler_class(pools: dict[str, FunctionPool]) -> type[BaseHTTPRequestHandler]:
-    class InvokeHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms delayed-ACK stall
-        server_version = "devserver"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
+def handler_class(pools: dict[str, FunctionPool]) -> type[BoundedHandler]:
+    class InvokeHandler(BoundedHandler):
         def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_json(status, [("Content-Type", "application/json"), *(headers or {}).items()], body)
 
         def _client_error(self, status: int, kind: str, message: str) -> None:
             body = json.dumps({"Type": "User", "message": message}).encode()
             self._reply(status, body, {"x-amzn-ErrorType": kind})
 
-        def do_POST(self) -> None:
-            started = time.monotonic()
-            raw = read_body(self)
-            if raw is None:
+        def error_body(self, code: int, message: str) -> tuple[list[tuple[str, str]], bytes]:
+            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "InvalidRequestContentException")]
+            return headers, json.dumps({"Type": "User", "message": message}).encode()
+
+        def handle_any(self) -> None:
+            raw = self.request_body()
+            if raw == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
                 self._client_error(413, "RequestTooLargeException", "Request must be smaller than 10 MiB")
-                return
+            elif isinstance(raw, HTTPStatus):
+                self.send_error(raw)
+            elif self.command != "POST":
+                self._client_error(404, "UnknownOperationException", f"Unknown operation {self.command} {self.path}")
+            else:
+                self._invoke(raw)
+
+        def _invoke(self, raw: bytes) -> None:
+            started = time.monotonic()
             match = _PATH.match(self.path.split("?")[0])
             if not match:
                 self._client_error(404, "UnknownOperationException", f"Unknown operation {self.path}")
@@ -59,7 +58,7 @@ def handler_class(pools: dict[str, FunctionPool]) -> type[BaseHTTPRequestHandler
                 return
             try:
                 event = json.loads(raw) if raw.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):
                 self._client_error(400, "InvalidRequestContentException", "Could not parse request body into json")
                 return
             kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
@@ -69,7 +68,11 @@ def handler_class(pools: dict[str, FunctionPool]) -> type[BaseHTTPRequestHandler
             elif kind == "DryRun":
                 self._reply(204, b"")
             elif kind == "RequestResponse":
-                outcome = pool.invoke(event)
+                try:
+                    outcome = pool.invoke(event)
+                except RuntimeError:  # the runtime is stopping
+                    self._client_error(503, "ServiceException", "the local runtime is stopping")
+                    return
                 log_invocation(name, "invoke", outcome)
                 headers = {"X-Amz-Executed-Version": "$LATEST"}
                 if outcome.timed_out:
@@ -82,7 +85,7 @@ def handler_class(pools: dict[str, FunctionPool]) -> type[BaseHTTPRequestHandler
                     body = json.dumps(outcome.error).encode()
                     self._reply(200, body, {**headers, "X-Amz-Function-Error": "Unhandled"})
                 else:
-                    self._reply(200, (outcome.result or "null").encode(), headers)
+                    self._reply(200, outcome.result or b"null", headers)
             else:
                 self._client_error(400, "InvalidParameterValueException", f"Unsupported invocation type {kind}")
                 return

@@ -5,6 +5,10 @@ Hand-written because it is a few lines over joserfc; no maintained package serve
 and mints tokens without running a whole identity server.
 
     python -m devserver.issuer token --email ana@example.com    # what `make token` runs
+
+A token names its issuer (``iss``), the runtime's API address. `make token` takes it from, in
+order: --issuer-url, LOCAL_ISSUER_URL, DEVSERVER_HOST/DEVSERVER_API_PORT, the address the last
+`make run` on this data folder recorded, then http://127.0.0.1:3000.
 """
 
 from __future__ import annotations
@@ -23,6 +27,29 @@ from joserfc.jwk import RSAKey
 DEFAULT_STATE_DIR = Path(".local/issuer")
 DEFAULT_ISSUER_URL = "http://127.0.0.1:3000/_local/issuer"
 DEFAULT_AUDIENCE = "event-reminders"
+# The runtime writes its issuer URL here at start, for `make token` run from another shell.
+RECORDED_URL = "issuer-url"
+
+
+def issuer_url_for(host: str, api_port: int | str) -> str:
+    return f"http://{host}:{api_port}/_local/issuer"
+
+
+def default_state_dir() -> Path:
+    data_dir = os.environ.get("DEVSERVER_DATA_DIR")
+    return Path(data_dir) / "issuer" if data_dir else DEFAULT_STATE_DIR
+
+
+def default_issuer_url(state_dir: Path) -> str:
+    if os.environ.get("LOCAL_ISSUER_URL"):
+        return os.environ["LOCAL_ISSUER_URL"]
+    host, port = os.environ.get("DEVSERVER_HOST"), os.environ.get("DEVSERVER_API_PORT")
+    if host or port:
+        return issuer_url_for(host or "127.0.0.1", port or 3000)
+    try:
+        return (state_dir / RECORDED_URL).read_text().strip() or DEFAULT_ISSUER_URL
+    except OSError:
+        return DEFAULT_ISSUER_URL
 
 
 class LocalIssuer:
@@ -90,6 +117,10 @@ class LocalIssuer:
         """What the token authorizer needs to trust this issuer."""
         return {"JWT_ISSUER": self.issuer_url, "JWT_AUDIENCE": self.audience, "JWKS_URL": self.jwks_url}
 
+    def record_url(self) -> None:
+        """Leave this issuer's URL for `make token` (see the module's docstring)."""
+        (self.state_dir / RECORDED_URL).write_text(self.issuer_url + "\n")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devserver.issuer", description=__doc__.splitlines()[0])
@@ -97,13 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a bearer token for a user")
     token.add_argument("--email", required=True)
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
-    token.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_ISSUER_DIR", DEFAULT_STATE_DIR)))
-    token.add_argument("--issuer-url", default=os.environ.get("LOCAL_ISSUER_URL", DEFAULT_ISSUER_URL))
+    token.add_argument("--state-dir", type=Path, default=Path(os.environ.get("LOCAL_ISSUER_DIR", default_state_dir())))
+    token.add_argument("--issuer-url", default=None, help="the runtime's issuer (see below)")
+    parser.epilog = __doc__.split("\n\n", 2)[2]
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     args = parser.parse_args(argv)
     if "@" not in args.email:
         print(f"error: {args.email!r} is not an email address", file=sys.stderr)
         return 2
-    print(LocalIssuer(args.state_dir, args.issuer_url).mint(args.email, ttl_seconds=args.ttl))
+    issuer_url = args.issuer_url or default_issuer_url(args.state_dir)
+    print(LocalIssuer(args.state_dir, issuer_url).mint(args.email, ttl_seconds=args.ttl))
     return 0
 
 

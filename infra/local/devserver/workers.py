@@ -23,25 +23,35 @@ from devserver import console
 from devserver.template import FunctionSpec
 
 LAYER_DIR = Path(__file__).resolve().parents[3] / "layers" / "common"
+# Lambda gives a function's init (imports) up to 10 s beyond its timeout.
+INIT_SECONDS = 10.0
 
 
 @dataclass
 class Outcome:
-    """What an invocation produced: a JSON result, a handler error, or a timeout."""
+    """What an invocation produced: the handler's JSON result (bytes), a handler error, or a timeout."""
 
     request_id: str
     duration_ms: float
-    result: str | None = None
+    result: bytes | None = None
     error: dict[str, Any] | None = None
     timed_out: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.timed_out:
+            return "timed out"
+        if self.error is not None:
+            return f"error: {self.error.get('errorType')}"
+        return "ok"
 
 
 class _Worker:
     def __init__(self, spec: FunctionSpec, env: dict[str, str], generation: int) -> None:
         self.spec = spec
         self.generation = generation
-        to_child_r, self._to_child_w = os.pipe()
-        self._from_child_r, from_child_w = os.pipe()
+        to_child_r, self._to_child = os.pipe()
+        self._from_child, from_child_w = os.pipe()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -64,9 +74,9 @@ class _Worker:
         )
         os.close(to_child_r)
         os.close(from_child_w)
-        self._writer = os.fdopen(self._to_child_w, "w", encoding="utf-8")
         self._buffer = b""
-        self._ready = False
+        self.ready = False
+        self.deadline = 0.0  # of the invocation it runs, while busy
         assert self.process.stdout is not None
         threading.Thread(target=self._pump_logs, args=(self.process.stdout,), daemon=True).start()
 
@@ -74,52 +84,76 @@ class _Worker:
         for raw in stream:
             console.line(self.spec.logical_id, raw.decode("utf-8", "replace").rstrip())
 
+    def _fill(self, deadline: float) -> bool:
+        """Read more of the reply; False when the deadline passed first."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([self._from_child], [], [], remaining)
+        if not ready:
+            return False
+        chunk = os.read(self._from_child, 65536)
+        if not chunk:
+            raise EOFError("worker exited")
+        self._buffer += chunk
+        return True
+
     def _read_line(self, deadline: float) -> bytes | None:
         while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if not self._fill(deadline):
                 return None
-            ready, _, _ = select.select([self._from_child_r], [], [], remaining)
-            if not ready:
-                return None
-            chunk = os.read(self._from_child_r, 65536)
-            if not chunk:
-                raise EOFError("worker exited")
-            self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
+    def _read_exactly(self, size: int, deadline: float) -> bytes | None:
+        while len(self._buffer) < size:
+            if not self._fill(deadline):
+                return None
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def wait_ready(self, deadline: float) -> bool:
+        """Wait for the handler's import (the worker's init) to finish."""
+        if not self.ready and self._read_line(deadline) is not None:
+            self.ready = True
+        return self.ready
+
     def invoke(self, event: Any, request_id: str, timeout: float) -> Outcome:
         start = time.monotonic()
-        deadline = start + timeout
-        if not self._ready:
+        if not self.ready:
             # Init (imports) counts against the timeout in Lambda too, up to 10 s extra.
-            if self._read_line(deadline + 10) is None:
+            self.deadline = start + timeout + INIT_SECONDS
+            if not self.wait_ready(self.deadline):
                 return Outcome(request_id, (time.monotonic() - start) * 1000, timed_out=True)
-            self._ready = True
-            deadline = time.monotonic() + timeout
+        self.deadline = time.monotonic() + timeout
         request = {
             "event": event,
             "request_id": request_id,
             "function_arn": self.spec.arn,
-            "deadline_ms": time.time() * 1000 + (deadline - time.monotonic()) * 1000,
+            "deadline_ms": time.time() * 1000 + timeout * 1000,
         }
-        self._writer.write(json.dumps(request) + "\n")
-        self._writer.flush()
-        line = self._read_line(deadline)
-        duration = (time.monotonic() - start) * 1000
-        if line is None:
-            return Outcome(request_id, duration, timed_out=True)
-        reply = json.loads(line)
-        return Outcome(request_id, duration, result=reply.get("result"), error=reply.get("error"))
+        data = json.dumps(request).encode() + b"\n"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._to_child, view) :]
+        header = self._read_line(self.deadline)
+        if header is None:
+            return Outcome(request_id, (time.monotonic() - start) * 1000, timed_out=True)
+        reply = json.loads(header)
+        if "result" in reply:
+            payload = self._read_exactly(int(reply["result"]), self.deadline)
+            if payload is None:
+                return Outcome(request_id, (time.monotonic() - start) * 1000, timed_out=True)
+            return Outcome(request_id, (time.monotonic() - start) * 1000, result=payload)
+        return Outcome(request_id, (time.monotonic() - start) * 1000, error=reply.get("error"))
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        for closer in (self._writer.close, lambda: os.close(self._from_child_r)):
+        for fd in (self._to_child, self._from_child):
             with contextlib.suppress(OSError):
-                closer()
+                os.close(fd)
 
 
 class FunctionPool:
@@ -130,27 +164,33 @@ class FunctionPool:
         self._env = env
         self._max = max_workers
         self._idle: list[_Worker] = []
-        self._count = 0
+        self._busy: set[_Worker] = set()
         self._generation = 0
         self._cond = threading.Condition()
         self._closed = False
 
     def warm(self) -> None:
+        """Start one worker now; it imports the handler while the rest of the runtime starts."""
         with self._cond:
-            if self._count == 0:
+            if not self._idle and not self._busy:
                 self._idle.append(self._start())
 
+    def wait_warm(self, deadline: float) -> bool:
+        """Wait until the warm workers have imported their handler (before "ready" is printed)."""
+        with self._cond:
+            idle = list(self._idle)
+        return all(worker.wait_ready(deadline) for worker in idle)
+
     def _start(self) -> _Worker:
-        self._count += 1
         return _Worker(self.spec, self._env, self._generation)
 
     def reload(self) -> None:
-        """Drop workers that run old code; the next invocation starts a fresh one."""
+        """Drop workers that run old code; a fresh one starts importing the new code at once."""
         with self._cond:
+            if self._closed:
+                return
             self._generation += 1
-            stale, self._idle = self._idle, []
-            self._count -= len(stale)
-            self._idle.append(self._start())
+            stale, self._idle = self._idle, [self._start()]
         for worker in stale:
             worker.stop()
 
@@ -160,19 +200,22 @@ class FunctionPool:
                 if self._closed:
                     raise RuntimeError("runtime is stopping")
                 if self._idle:
-                    return self._idle.pop()
-                if self._count < self._max:
-                    return self._start()
-                self._cond.wait()
+                    worker = self._idle.pop()
+                elif len(self._idle) + len(self._busy) < self._max:
+                    worker = self._start()
+                else:
+                    self._cond.wait()
+                    continue
+                self._busy.add(worker)
+                return worker
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
-        keep = healthy and not self._closed and worker.generation == self._generation
         with self._cond:
+            self._busy.discard(worker)
+            keep = healthy and not self._closed and worker.generation == self._generation
             if keep:
                 self._idle.append(worker)
-            else:
-                self._count -= 1
-            self._cond.notify()
+            self._cond.notify_all()
         if not keep:
             worker.stop()
 
@@ -190,12 +233,38 @@ class FunctionPool:
         self._release(worker, healthy=not outcome.timed_out)
         return outcome
 
-    def close(self) -> None:
+    def drain(self) -> int:
+        """Take no more invocations and stop the idle workers; how many are still running."""
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
+            running = len(self._busy)
             self._cond.notify_all()
         for worker in idle:
+            worker.stop()
+        return running
+
+    def running_until(self) -> float:
+        """When the last running invocation must end by its own timeout (0 when none runs)."""
+        with self._cond:
+            return max((worker.deadline for worker in self._busy), default=0.0)
+
+    def wait_drained(self, until: float) -> bool:
+        """Wait until no invocation runs (each is bounded by its timeout); False at ``until``."""
+        with self._cond:
+            while self._busy:
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.5))
+            return True
+
+    def close(self) -> None:
+        """Stop every worker, running or not (a running invocation ends as a worker exit)."""
+        self.drain()
+        with self._cond:
+            busy = list(self._busy)
+        for worker in busy:
             worker.stop()
 
 
