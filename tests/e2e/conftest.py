@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,13 @@ from tests.e2e.runtime import ROOT, LocalRuntime
 from tests.support.postgres import test_database
 
 FIXTURES = Path(__file__).with_name("fixtures")
+# The probe's settings file, in SAM's --env-vars shape (tests/e2e/test_settings.py reads them back).
+PROBE_SETTINGS = {
+    "Parameters": {"PROBE_SETTING": "every function", "LEASE_SECONDS": "90"},
+    "EchoFunction": {"LEASE_SECONDS": "300", "MAX_SEND_RATE": 2.5, "PROBE_FLAG": True},
+}
+# Short, so the test of a request that never finishes arriving does not wait long.
+PROBE_REQUEST_TIMEOUT = 2
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +56,14 @@ def product(workdir: Path, e2e_database_url: str | None) -> Iterator[LocalRuntim
 def probe(workdir: Path, e2e_database_url: str | None) -> Iterator[LocalRuntime]:
     """A small probe API (tests/e2e/fixtures) run by the same runtime code, from a copy it may edit."""
     shutil.copytree(FIXTURES, workdir / "probe-app")
-    runtime = LocalRuntime(workdir / "probe-app" / "template.yaml", workdir / "probe", e2e_database_url)
+    settings = workdir / "probe-settings.json"
+    settings.write_text(json.dumps(PROBE_SETTINGS))
+    runtime = LocalRuntime(
+        workdir / "probe-app" / "template.yaml",
+        workdir / "probe",
+        e2e_database_url,
+        extra_args=["--env-vars", str(settings), "--request-timeout", str(PROBE_REQUEST_TIMEOUT)],
+    )
     runtime.start()
     yield runtime
     assert runtime.stop() == 0

@@ -114,6 +114,9 @@ class BoundedHandler(BaseHTTPRequestHandler):
 
     server: BoundedServer
     protocol_version = "HTTP/1.1"
+    # A request line we cannot read still gets a status line and headers (http.server's HTTP/0.9
+    # default would answer a bare body).
+    default_request_version = "HTTP/1.0"
     disable_nagle_algorithm = True  # headers and body go out in two writes; no 40 ms delayed-ACK stall
     server_version = "devserver"
     timeout = IDLE_TIMEOUT  # any single read or write; the whole request is bounded by the deadline
