@@ -35,7 +35,9 @@ def test_a_taken_port_is_named(tmp_path: Path) -> None:
         runtime.api_port = taken.getsockname()[1]
         result = run_to_exit(runtime)
     assert_one_clear_error(result, f"port {runtime.api_port}")
-    assert "--api-port" in result.stderr
+    # What `make run` users can set, and the option for `make run ARGS=...`
+    assert "DEVSERVER_API_PORT=<port> make run" in result.stderr
+    assert "ARGS='--api-port <port>'" in result.stderr
 
 
 def test_a_broken_template_is_reported(tmp_path: Path) -> None:
