@@ -49,7 +49,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
 
     def _put_record(self, data_record: DataRecord) -> None:
         now = time.time()
-        stmt = insert(IdempotencyRecord).values(
+        new = insert(IdempotencyRecord).values(
             key=data_record.idempotency_key,
             status=data_record.status,
             expiry_timestamp=data_record.expiry_timestamp,
@@ -57,13 +57,13 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
             payload_hash=data_record.payload_hash,
             response_data=None,
         )
-        stmt = stmt.on_conflict_do_update(
+        stmt = new.on_conflict_do_update(
             index_elements=[IdempotencyRecord.key],
             set_={
-                "status": stmt.excluded.status,
-                "expiry_timestamp": stmt.excluded.expiry_timestamp,
-                "in_progress_expiry_timestamp": stmt.excluded.in_progress_expiry_timestamp,
-                "payload_hash": stmt.excluded.payload_hash,
+                "status": new.excluded.status,
+                "expiry_timestamp": new.excluded.expiry_timestamp,
+                "in_progress_expiry_timestamp": new.excluded.in_progress_expiry_timestamp,
+                "payload_hash": new.excluded.payload_hash,
                 "response_data": None,
             },
             # Take the key over only from an expired record, or an in-progress one whose invocation timed out.
