@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check test-localstack test-sam
+.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check test-localstack test-sam fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test-fast: $(STAMP)
 test-embedded: $(STAMP)
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -m "not slow" tests/integration/test_migrations.py \
 		tests/integration/test_api.py tests/integration/test_notifier.py
+
+# Schemathesis over the live /openapi.json of the local runtime, a larger run than `make test`'s
+# (FUZZ_MAX_EXAMPLES per operation and generation mode); prints requests sent and server errors.
+FUZZ_MAX_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest -s -p no:randomly tests/e2e/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
