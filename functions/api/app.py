@@ -19,16 +19,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reminders import events, idempotency
 from reminders.clock import utcnow
 from reminders.db import DatabaseConfigError, is_unavailable, session_scope
-from reminders.errors import InvalidInput, NotFound
+from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.observability import logger, metrics, tracer
 from reminders.schemas import (
     ErrorOut,
@@ -164,8 +160,13 @@ def _not_found(exc: NotFound) -> Response[Any]:
 
 @app.exception_handler(InvalidInput)
 def _invalid(exc: InvalidInput) -> Response[Any]:
-    loc = ["body" if exc.field != "cursor" else "query", exc.field] if exc.field else []
+    loc = [exc.location, exc.field] if exc.field else []
     return _error(422, exc.message, [{"loc": loc, "type": "value_error", "msg": exc.message}])
+
+
+@app.exception_handler(Conflict)
+def _conflict(exc: Conflict) -> Response[Any]:
+    return _error(409, exc.message)
 
 
 @app.exception_handler(RequestValidationError)
@@ -183,17 +184,6 @@ def _undecodable_body(exc: Exception) -> Response[Any]:
 @app.exception_handler(UnsupportedMediaType)
 def _unsupported_media_type(exc: UnsupportedMediaType) -> Response[Any]:
     return _error(415, "send the body as JSON with 'Content-Type: application/json'")
-
-
-@app.exception_handler(IdempotencyValidationError)
-def _idempotency_key_reused(exc: IdempotencyValidationError) -> Response[Any]:
-    message = "this Idempotency-Key was used with a different request"
-    return _error(422, message, [{"loc": ["header", "Idempotency-Key"], "type": "value_error", "msg": message}])
-
-
-@app.exception_handler(IdempotencyAlreadyInProgressError)
-def _idempotency_key_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
-    return _error(409, "a request with this Idempotency-Key is in progress; retry shortly")
 
 
 @app.exception_handler(DatabaseConfigError)

@@ -383,7 +383,9 @@ def test_openapi_documents_every_error_the_service_answers(api: Any) -> None:
     for path, method in [("/events", "post"), ("/events/{event_id}", "patch")]:
         assert {"400", "415"} <= set(paths[path][method]["responses"]), (path, method)
     assert "409" in paths["/events"]["post"]["responses"]
-    assert {"idempotency-key"} == {p["name"].lower() for p in paths["/events"]["post"]["parameters"] if p["in"] == "header"}
+    assert {"idempotency-key"} == {
+        p["name"].lower() for p in paths["/events"]["post"]["parameters"] if p["in"] == "header"
+    }
 
 
 def test_openapi_says_a_delete_has_no_body(api: Any) -> None:

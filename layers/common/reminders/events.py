@@ -120,7 +120,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("not [starts_at, id]")
         return parse_timestamp(decoded[0]), uuid.UUID(decoded[1])
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise InvalidInput("cursor is not one this API issued", field="cursor") from None
+        raise InvalidInput("cursor is not one this API issued", field="cursor", location="query") from None
 
 
 def list_events(
@@ -134,7 +134,7 @@ def list_events(
 ) -> tuple[list[Event], str | None]:
     """One page ordered by (starts_at, id), keyset-paginated: every event appears exactly once."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit", location="query")
     query = select(Event).where(Event.owner == owner, Event.deleted_at.is_(None))
     if starts_after is not None:
         query = query.where(Event.starts_at > starts_after)

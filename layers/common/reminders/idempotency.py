@@ -23,8 +23,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
     IdempotencyItemAlreadyExistsError,
     IdempotencyItemNotFoundError,
+    IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
@@ -32,6 +34,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from reminders.errors import Conflict, InvalidInput
 from reminders.models import IdempotencyRecord
 
 RETENTION_SECONDS = 24 * 60 * 60
@@ -127,9 +130,10 @@ def respond_once(
 ) -> tuple[dict[str, Any], bool]:
     """``respond()``'s JSON body, computed once per (caller, key) within 24 hours.
 
-    Returns the body and whether it is a replay. Raises Powertools' IdempotencyValidationError
-    when the key was used with a different ``request``, and lets ``respond``'s own errors through
-    (nothing is stored for them, so a corrected retry may reuse the key).
+    Returns the body and whether it is a replay. Raises InvalidInput when the key was used with a
+    different ``request``, Conflict when a request with it is still in progress, and lets
+    ``respond``'s own errors through (nothing is stored for them, so a corrected retry may reuse
+    the key).
     """
     config = IdempotencyConfig(
         event_key_jmespath="[caller, key]",
@@ -152,5 +156,11 @@ def respond_once(
     def run(idempotent: dict[str, Any]) -> dict[str, Any]:
         return {"body": respond()}
 
-    outcome = run(idempotent={"caller": caller, "key": key, "request": request})
+    try:
+        outcome = run(idempotent={"caller": caller, "key": key, "request": request})
+    except IdempotencyValidationError:
+        message = "this Idempotency-Key was used with a different request"
+        raise InvalidInput(message, field="Idempotency-Key", location="header") from None
+    except IdempotencyAlreadyInProgressError:
+        raise Conflict("a request with this Idempotency-Key is in progress; retry shortly") from None
     return outcome["body"], bool(outcome.get(REPLAYED))
