@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -71,6 +70,9 @@ def test_no_server_errors_and_every_response_matches_the_document(
     found = operations(live_api)
     assert len(found) >= 7, [o.label for o in found]
     for operation in found:
+        takes_input = any((operation.path_parameters, operation.query, operation.headers, operation.body))
+        if mode is GenerationMode.NEGATIVE and not takes_input:
+            continue  # nothing invalid can be sent to an operation without parameters (GET /openapi.json)
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -80,11 +82,7 @@ def test_no_server_errors_and_every_response_matches_the_document(
             TOTALS["server_errors"] += response.status_code >= 500
             case.validate_response(response, checks=CHECKS, headers=headers)
 
-        try:
-            request()
-        except Unsatisfiable:
-            # Nothing invalid can be sent to an operation without parameters (GET /openapi.json).
-            assert mode is GenerationMode.NEGATIVE and not operation.query and not operation.body, operation.label
+        request()
 
 
 def test_without_a_token_every_protected_operation_answers_a_documented_401(live_api: Any) -> None:
