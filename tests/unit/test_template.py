@@ -565,6 +565,7 @@ def _rule_holds(value: Any, params: dict[str, Any]) -> bool:
         (BRING_YOUR_OWN, True),
         ({"DatabaseSecretArn": BRING_YOUR_OWN["DatabaseSecretArn"]}, True),
         ({"DatabaseHost": "db.example.internal"}, False),
+        ({"DatabaseName": "reminders"}, False),
         ({"SubnetIds": "subnet-0aaa"}, False),
     ],
 )
