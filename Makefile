@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check test-localstack test-sam fuzz
+.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check smoke test-localstack test-sam fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,12 @@ check: $(STAMP) $(SAM)
 	@# Its own build dir: .aws-sam/build stays what `sam build` made for deploy or sam local.
 	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --cached --parallel \
 		--build-dir .aws-sam/check/build --cache-dir .aws-sam/check/cache
+
+# After `sam deploy`: a Cognito user, an event whose reminder is due in a minute, wait for it to be
+# sent, clean up (infra/aws/smoke.py; your AWS credentials). TOKEN=... instead of a user pool user.
+smoke: $(STAMP)
+	@test -n "$(URL)" || { echo "usage: make smoke URL=<the stack's ApiUrl output>" >&2; exit 2; }
+	$(BIN)/python infra/aws/smoke.py --url "$(URL)"
 
 # With Docker (README "With Docker"); each prints what it ran. infra/ci/tiers.sh runs both for CI.
 # Integration tests against LocalStack 4.14.0: compose when Docker runs and the image is here, else host mode.

@@ -16,10 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_function(name: str) -> ModuleType:
-    module_name = f"_function_{name}_app"
+    return load_module(ROOT / "functions" / name / "app.py", f"_function_{name}_app")
+
+
+def load_module(path: Path, module_name: str | None = None) -> ModuleType:
+    """A Python file that is not in a package (a handler, a script under infra/), loaded once."""
+    module_name = module_name or f"_script_{path.parent.name}_{path.stem}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    path = ROOT / "functions" / name / "app.py"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
