@@ -32,7 +32,7 @@ test-embedded: $(STAMP)
 # (FUZZ_MAX_EXAMPLES per operation and generation mode); prints requests sent and server errors.
 FUZZ_MAX_EXAMPLES ?= 500
 fuzz: $(STAMP)
-	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest -s -p no:randomly tests/e2e/test_fuzz.py
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest -s tests/e2e/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
