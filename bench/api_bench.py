@@ -3,6 +3,7 @@ GET /events/{id} against a local PostgreSQL, next to raw pg8000 running the same
 
     .venv/bin/python bench/api_bench.py [--url postgresql://postgres@127.0.0.1:5432/postgres] [-n 1000]
 
+Without --url (or TEST_DATABASE_URL) it starts an embedded PostgreSQL, as `make test` does.
 Prints figures; asserts nothing. Uses a database of its own, dropped at the end.
 """
 
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,16 +61,16 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    )
+    parser.add_argument("--url", default=os.environ.get("TEST_DATABASE_URL"), help="default: an embedded PostgreSQL")
     parser.add_argument("-n", type=int, default=1000)
     parser.add_argument("--cold-runs", type=int, default=7)
     args = parser.parse_args()
 
     cold_import(args.cold_runs)
 
-    os.environ["TEST_DATABASE_URL"] = args.url
+    if args.url:
+        os.environ["TEST_DATABASE_URL"] = args.url
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # the embedded server's, not ours
     os.environ.update(
         POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="ERROR"
     )
