@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from datetime import UTC, datetime
+import time
 from typing import TextIO
 
 _lock = threading.Lock()
@@ -26,7 +26,8 @@ def _write(stream: TextIO, text: str) -> None:
 
 
 def line(kind: str, text: str) -> None:
-    stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+    now = time.time()
+    stamp = f"{time.strftime('%H:%M:%S', time.gmtime(now))}.{int(now % 1 * 1000):03d}"
     with _lock:
         _write(sys.stdout, f"{stamp} {kind:<8} {text}\n")
 

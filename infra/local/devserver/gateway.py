@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import functools
 import json
+import os
 import re
 import threading
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -34,6 +37,8 @@ TOO_LARGE = ("REQUEST_TOO_LARGE", 413, {"message": "Request Too Long"})
 # What the front end answers for a request that is not HTTP it can read, or arrives too slowly.
 BAD_REQUEST = ("DEFAULT_4XX", 400, {"message": "Bad Request"})
 REQUEST_TIMEOUT = ("DEFAULT_4XX", 408, {"message": "Request Timeout"})
+# Cached authorizer answers kept before the expired ones are dropped (many tokens, e.g. a fuzzer's).
+MAX_CACHED_POLICIES = 10_000
 # API Gateway REST's integration timeout (a slower function gets a 504 while it runs on in AWS).
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 # The methods an API Gateway resource can have; ANY means these, and nothing else routes.
@@ -51,8 +56,9 @@ class Gateway:
         self.pools = pools
         # Local-only GET routes (the OIDC issuer's documents), served before the API's routes.
         self.extra_routes = extra_routes
-        # API Gateway caches a TOKEN authorizer's policy per token for authorizerResultTtlInSeconds.
-        self._policies: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        # API Gateway caches a TOKEN authorizer's policy per token for authorizerResultTtlInSeconds;
+        # with it, what that policy decided for each method ARN so far.
+        self._policies: dict[tuple[str, str], tuple[float, dict[str, Any], dict[str, bool]]] = {}
         self._policies_lock = threading.Lock()
 
     def gateway_reply(
@@ -117,7 +123,7 @@ class Gateway:
                 text_body = body.decode("utf-8")
             except UnicodeDecodeError:
                 text_body, encoded = base64.b64encode(body).decode(), True
-        now = datetime.now(UTC)
+        now = time.time()
         user_agent = single.get("User-Agent") or next((v for k, v in headers if k.lower() == "user-agent"), None)
         stage = self.app.stage
         return {
@@ -134,12 +140,12 @@ class Gateway:
             "multiValueHeaders": multi or None,
             "requestContext": {
                 "accountId": ACCOUNT_ID,
-                "resourceId": format(abs(hash(route.resource)) % 0xFFFFFF, "06x"),
+                "resourceId": format(zlib.crc32(route.resource.encode()) % 0xFFFFFF, "06x"),
                 "stage": stage,
                 "requestId": str(uuid.uuid4()),
-                "extendedRequestId": base64.b32encode(uuid.uuid4().bytes[:10]).decode(),
-                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "extendedRequestId": base64.b64encode(os.urandom(10)).decode(),
+                "requestTime": _request_time(int(now)),
+                "requestTimeEpoch": int(now * 1000),
                 "identity": {
                     "cognitoIdentityPoolId": None,
                     "accountId": None,
@@ -178,7 +184,7 @@ class Gateway:
         with self._policies_lock:
             cached = self._policies.get(key)
         if cached is not None and cached[0] > time.monotonic():
-            policy = cached[1]
+            policy, decisions = cached[1], cached[2]
         else:
             event = {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
             outcome = self.invoke(authorizer.function, event, trail)
@@ -189,11 +195,18 @@ class Gateway:
             policy = json.loads(outcome.result)
             if not isinstance(policy, dict) or "policyDocument" not in policy:
                 return AUTHORIZER_FAILED, {}
+            decisions = {}
             if authorizer.ttl_seconds > 0:
+                now = time.monotonic()
                 with self._policies_lock:
-                    self._policies[key] = (time.monotonic() + authorizer.ttl_seconds, policy)
+                    if len(self._policies) >= MAX_CACHED_POLICIES:
+                        self._policies = {k: v for k, v in self._policies.items() if v[0] > now}
+                    self._policies[key] = (now + authorizer.ttl_seconds, policy, decisions)
         context = {k: str(v) for k, v in (policy.get("context") or {}).items()}
-        if not _allows(policy.get("policyDocument") or {}, arn):
+        allowed = decisions.get(arn)
+        if allowed is None:
+            allowed = decisions[arn] = _allows(policy.get("policyDocument") or {}, arn)
+        if not allowed:
             return DENIED, context
         return {**context, "principalId": policy.get("principalId")}
 
@@ -221,6 +234,12 @@ class Gateway:
             console.line("api", "malformed Lambda proxy response -> 502")
             return self.gateway_reply(INTERNAL_ERROR)
         return status, headers, data
+
+
+@functools.lru_cache(maxsize=4)
+def _request_time(second: int) -> str:
+    """API Gateway's requestTime (``01/Dec/2026:09:00:00 +0000``), formatted once a second."""
+    return datetime.fromtimestamp(second, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
 
 
 def _allows(document: dict[str, Any], arn: str) -> bool:
