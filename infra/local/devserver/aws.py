@@ -2,17 +2,25 @@
 
 moto keeps only one body part of a sent email, so a thin WSGI wrapper records each SES send
 (v1 SendEmail/SendRawEmail, v2 outbound-emails) in LocalStack's `/_aws/ses` shape.
+
+It runs in a process of its own (``python -m devserver.aws``, started by the runtime): moto's
+import (~0.4 s) overlaps the workers' at start, and serving SES to a notifier run never holds
+the runtime's interpreter lock while API requests pass through it.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import re
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs
 
 from devserver import console
@@ -166,6 +174,89 @@ def verify_sender(endpoint: str, sender: str) -> None:
     client.verify_email_identity(EmailAddress=sender)
 
 
+READY = "aws endpoint ready"
+
+
+class AwsProcess:
+    """The runtime's handle on ``python -m devserver.aws``: its console lines pass through as they are."""
+
+    def __init__(self, host: str, port: int, senders: list[str]) -> None:
+        command = [sys.executable, "-m", "devserver.aws", "--host", host, "--port", str(port)]
+        self.endpoint = f"http://{host}:{port}"
+        self._ready = threading.Event()
+        self.error: str | None = None
+        self.process = subprocess.Popen(
+            [*command, *(f"--sender={sender}" for sender in senders)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the runtime, which stops it after the workers
+        )
+        assert self.process.stdout is not None
+        threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            text = raw.decode("utf-8", "replace").rstrip()
+            if text.endswith(READY):
+                self._ready.set()
+            elif text.startswith("devserver: error: "):
+                self.error = text.removeprefix("devserver: error: ")
+            else:
+                console.raw(text)
+        self._ready.set()
+
+    def wait_ready(self) -> str | None:
+        """None once it serves; otherwise why it could not start."""
+        self._ready.wait()
+        if self.process.poll() is not None:
+            return self.error or f"the AWS endpoint exited ({self.process.returncode})"
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devserver.aws", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--sender", action="append", default=[], help="an SES identity to verify at start")
+    args = parser.parse_args(argv)
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    class QuietMotoHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass  # the console shows emails, not every AWS call
+
+    try:
+        server = make_server(
+            args.host, args.port, moto_wsgi_app(SesMailbox()), threaded=True, request_handler=QuietMotoHandler
+        )
+    except (OSError, SystemExit) as exc:
+        console.error(exc.strerror or str(exc) if isinstance(exc, OSError) else "Address already in use")
+        return 1
+    signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime decides when this endpoint stops
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for sender in args.sender:
+            verify_sender(f"http://{args.host}:{args.port}", sender)
+    except Exception as exc:
+        console.error(f"verifying the sender identities failed: {type(exc).__name__}: {exc}")
+        return 1
+    console.line("aws", READY)
+    signal.pause()
+    return 0
+
+
 class MailWatcher:
     """With an external endpoint (LocalStack), print each new email by polling its `/_aws/ses`."""
 
@@ -195,3 +286,7 @@ class MailWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

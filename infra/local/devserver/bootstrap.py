@@ -1,12 +1,14 @@
 """A function worker: imports one handler once, then runs invocations read from a pipe.
 
-Started by devserver.workers as ``python -m devserver.bootstrap <in_fd> <out_fd> ...``; the
-function's own stdout/stderr stay free for its logs, as in Lambda.
+Started by devserver.workers (forked by devserver.zygote, or as ``python -m devserver.bootstrap
+<in_fd> <out_fd> <code_dir> <layer_dir> <handler>``); the function's own stdout/stderr stay free
+for its logs, as in Lambda.
 
 Protocol: each request is one JSON line. Each reply is one JSON header line, followed for a
 result by that many bytes of the handler's JSON (passed on as is, never decoded twice):
-``{"ready": true}`` once the handler is imported (as SAM's EAGER warm containers do), then per
-request ``{"result": <length>}`` + payload, or ``{"error": {...}}``.
+``{"ready": true, "modules": [...]}`` once the handler is imported (as SAM's EAGER warm
+containers do; the libraries it imported, for the zygote's next preload), then per request
+``{"result": <length>}`` + payload, or ``{"error": {...}}``.
 """
 
 from __future__ import annotations
@@ -54,10 +56,20 @@ def _write(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def main() -> None:
-    reader = os.fdopen(int(sys.argv[1]), "rb")
-    out_fd = int(sys.argv[2])
-    code_dir, layer_dir, handler_name = sys.argv[3], sys.argv[4], sys.argv[5]
+def libraries(own: list[str]) -> list[str]:
+    """Modules imported so far that are not the function's or the runtime's own code, in order."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name != "__main__" and path and not any(path.startswith(folder) for folder in own):
+            found.append(name)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    in_arg, out_arg, code_dir, layer_dir, handler_name = (argv or sys.argv[1:])[:5]
+    reader = os.fdopen(int(in_arg), "rb")
+    out_fd = int(out_arg)
     # Lambda puts the function's code first, then its layers, on sys.path.
     sys.path[:0] = [code_dir, layer_dir]
     module_name, _, function_name = handler_name.rpartition(".")
@@ -68,7 +80,8 @@ def main() -> None:
     except BaseException as exc:
         init_error = {**_error(exc), "errorType": f"Runtime.ImportModuleError: {type(exc).__name__}"}
         traceback.print_exc()
-    _write(out_fd, b'{"ready": true}\n')
+    own = [code_dir, layer_dir, os.path.dirname(os.path.dirname(__file__))]
+    _write(out_fd, json.dumps({"ready": True, "modules": libraries(own)}).encode() + b"\n")
     for line in reader:
         request = json.loads(line)
         reply: bytes

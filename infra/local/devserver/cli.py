@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import pickle
 import signal
@@ -97,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
         help="function invoked once before ready to migrate the database, when the template has it",
     )
     parser.add_argument("--no-reload", action="store_true", help="do not restart workers when sources change")
+    parser.add_argument(
+        "--no-preload",
+        action="store_true",
+        default=env("DEVSERVER_NO_PRELOAD", "") not in ("", "0"),
+        help="start each worker as a fresh Python process, not forked from one that has imported "
+        "the libraries the last run's workers used (slower start)",
+    )
     return parser
 
 
@@ -162,10 +170,11 @@ class Runtime:
             raise Stopping
 
     def start(self) -> None:
-        from devserver import aws, environment, gateway, invoke_api, serving
-        from devserver.database import open_database
+        from devserver import aws, environment, gateway, invoke_api, issuer, serving
+        from devserver.database import expected_url, open_database
         from devserver.schedules import Scheduler
         from devserver.workers import FunctionPool, SourceWatcher
+        from devserver.zygote import Zygote
 
         args = self.args
         started = time.monotonic()
@@ -176,9 +185,18 @@ class Runtime:
             ports.append((args.aws_port, "--aws-port"))
         for port, option in ports:
             _check_port(args.host, port, option)
-        # PostgreSQL starts while the template is read and the workers' settings are checked.
+        # In parallel from the start: PostgreSQL, the AWS endpoint (its own process: moto's import is
+        # ~0.4 s), the libraries the workers will need (the zygote) and, once their environment is
+        # known, the workers' own imports.
+        endpoint = external_aws or f"http://{args.host}:{args.aws_port}"
+        preload_file = data_dir / "cache" / "preload.json"
+        zygote = None
+        if not args.no_preload:
+            zygote = Zygote(environment.base_environment(endpoint, ""), _read_list(preload_file))
+            self._after_workers.insert(0, zygote.stop)
         opening = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="database")
-        database_future = opening.submit(open_database, os.environ.get("DATABASE_URL"), data_dir)
+        database_url = os.environ.get("DATABASE_URL")
+        database_future = opening.submit(open_database, database_url, data_dir)
         opening.shutdown(wait=False)
 
         def stop_database() -> None:
@@ -191,31 +209,48 @@ class Runtime:
         if not app.functions:
             raise TemplateError(f"{args.template}: no AWS::Serverless::Function to run")
         settings = environment.read_env_vars(Path(args.env_vars) if args.env_vars else None, app.functions)
-        issuer = _issuer(data_dir, f"http://{args.host}:{args.api_port}/_local/issuer")
-        endpoint = external_aws or f"http://{args.host}:{args.aws_port}"
-        database = database_future.result()
-        self._check_stopping()
+        aws_process = None
+        if not external_aws:
+            senders = environment.senders(app.functions, settings) | set(overrides.values())
+            aws_process = aws.AwsProcess(args.host, args.aws_port, sorted(senders) or ["reminders@example.com"])
+            self._after_workers.insert(0, aws_process.stop)
+        issuer_url = f"http://{args.host}:{args.api_port}/_local/issuer"
 
-        # Every worker starts importing its handler now, while the AWS endpoint comes up.
-        base = environment.base_environment(endpoint, database.url)
-        local = {"DATABASE_URL": database.url, **(issuer.function_env() if issuer is not None else {})}
-        envs = {
-            name: environment.function_environment(spec, base, local, settings) for name, spec in app.functions.items()
-        }
+        def environments(url: str) -> dict[str, dict[str, str]]:
+            base = environment.base_environment(endpoint, url)
+            local = {"DATABASE_URL": url, **issuer.function_env(issuer_url)}
+            return {
+                name: environment.function_environment(spec, base, local, settings)
+                for name, spec in app.functions.items()
+            }
+
+        expected = expected_url(database_url, data_dir)
+        if expected is None:  # a first start: the embedded server's socket is known once it runs
+            expected = database_future.result().url
+        envs = environments(expected)
         for name, spec in app.functions.items():
-            self.pools[name] = FunctionPool(spec, envs[name], max_workers=args.max_workers)
+            self.pools[name] = FunctionPool(spec, envs[name], max_workers=args.max_workers, zygote=zygote)
             self.pools[name].warm()
         for text in environment.describe(settings):
             console.line("settings", text)
+        local_issuer = issuer.LocalIssuer(data_dir / "issuer", issuer_url)
+        database = database_future.result()
+        if database.url != expected:
+            console.line("database", f"at {database.url}, not where expected: restarting the workers")
+            envs = environments(database.url)
+            for name, pool in self.pools.items():
+                pool.restart(envs[name])
+        self._check_stopping()
 
-        if not external_aws:
-            aws_server = _moto_server(args.host, args.aws_port)
-            threading.Thread(target=aws_server.serve_forever, daemon=True).start()
-            self._after_workers.insert(0, aws_server.server_close)
-            self._after_workers.insert(0, aws_server.shutdown)
-            senders = {env.get("SENDER_EMAIL") for env in envs.values()} | {overrides.get("SenderEmail")}
-            for sender in sorted(s for s in senders if s) or ["reminders@example.com"]:
-                aws.verify_sender(endpoint, sender)
+        if aws_process is not None:
+            failure = aws_process.wait_ready()
+            if failure is not None:
+                in_use = OSError(errno.EADDRINUSE, failure) if "in use" in failure else None
+                raise StartupError(
+                    _port_message(in_use, args.host, args.aws_port, "--aws-port")
+                    if in_use
+                    else f"the AWS endpoint did not start: {failure}"
+                )
         else:
             watcher = aws.MailWatcher(endpoint)
             threading.Thread(target=watcher.run, daemon=True).start()
@@ -225,16 +260,20 @@ class Runtime:
         if args.migrate_function in self.pools:
             self._migrate(args.migrate_function)
         deadline = time.monotonic() + INIT_WAIT_SECONDS
+        libraries: dict[str, None] = {}
         for name, pool in self.pools.items():
-            if not pool.wait_warm(deadline):
+            imported = pool.wait_warm(deadline)
+            if imported is None:
                 console.line("init", f"{name} is still importing its handler; its first invocation will wait")
+            libraries.update(dict.fromkeys(imported or []))
+        _write_list(preload_file, list(libraries))
         self._check_stopping()
 
-        extra: dict[str, Callable[[], Any]] = {}
-        if issuer is not None:
-            extra["/_local/issuer/.well-known/openid-configuration"] = issuer.openid_configuration
-            extra["/_local/issuer/.well-known/jwks.json"] = issuer.jwks
-            issuer.record_url()
+        extra: dict[str, Callable[[], Any]] = {
+            "/_local/issuer/.well-known/openid-configuration": local_issuer.openid_configuration,
+            "/_local/issuer/.well-known/jwks.json": local_issuer.jwks,
+        }
+        local_issuer.record_url()
         api = gateway.Gateway(app, self.pools, extra)
         for port, option, handler in (
             (args.api_port, "--api-port", gateway.handler_class(api)),
@@ -320,31 +359,18 @@ def _quietly(cleanup: Callable[[], Any]) -> None:
         console.error(f"while stopping: {type(exc).__name__}: {exc}")
 
 
-def _moto_server(host: str, port: int) -> Any:
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import make_server
-
-    from devserver import aws
-
-    class QuietMotoHandler(MotoRequestHandler):
-        def log_request(self, *args: Any, **kwargs: Any) -> None:
-            pass  # the console shows emails, not every AWS call
-
+def _read_list(path: Path) -> list[str]:
     try:
-        return make_server(
-            host, port, aws.moto_wsgi_app(aws.SesMailbox()), threaded=True, request_handler=QuietMotoHandler
-        )
-    except (OSError, SystemExit) as exc:
-        error = exc if isinstance(exc, OSError) else OSError(errno.EADDRINUSE, "in use")
-        raise StartupError(_port_message(error, host, port, "--aws-port")) from None
+        names = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(name) for name in names] if isinstance(names, list) else []
 
 
-def _issuer(data_dir: Path, issuer_url: str) -> Any | None:
-    try:
-        from devserver.issuer import LocalIssuer  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return LocalIssuer(data_dir / "issuer", issuer_url)
+def _write_list(path: Path, names: list[str]) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(names))
 
 
 def _describe(app: App) -> None:

@@ -35,3 +35,9 @@ def line(kind: str, text: str) -> None:
 def error(text: str) -> None:
     with _lock:
         _write(sys.stderr, f"devserver: error: {text}\n")
+
+
+def raw(text: str) -> None:
+    """A line another process of the runtime has already formatted."""
+    with _lock:
+        _write(sys.stdout, text + "\n")

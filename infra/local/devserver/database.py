@@ -51,6 +51,19 @@ def open_database(database_url: str | None, data_dir: Path) -> Database:
     return _embedded(data_dir / "pgdata")
 
 
+def expected_url(database_url: str | None, data_dir: Path) -> str | None:
+    """The URL the database will have once open, when it can be known before (so the workers can
+    start importing meanwhile): DATABASE_URL, or a kept embedded server's socket in its folder."""
+    if database_url:
+        return database_url
+    pgdata = (data_dir / "pgdata").resolve()
+    socket_path = pgdata / ".s.PGSQL.5432"
+    # pgserver puts the socket in the data folder unless that path is too long for a Unix socket.
+    if not (pgdata / "PG_VERSION").exists() or len(str(socket_path).encode()) >= 108:
+        return None
+    return f"postgresql://postgres:@/postgres?host={pgdata}"
+
+
 def _address(url: str) -> tuple[str, str | tuple[str, int]]:
     """Where a PostgreSQL URL points (for messages, password hidden) and the socket to try."""
     parts = urlsplit(url)

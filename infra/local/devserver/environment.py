@@ -100,6 +100,16 @@ def function_environment(
     }
 
 
+def senders(functions: dict[str, FunctionSpec], settings: dict[str, dict[str, str]]) -> set[str]:
+    """Every SENDER_EMAIL a function will have: the identities the local SES must have verified."""
+    found = set()
+    for name, spec in functions.items():
+        sender = settings.get(name, {}).get("SENDER_EMAIL") or settings.get("", {}).get("SENDER_EMAIL")
+        if sender or spec.environment.get("SENDER_EMAIL"):
+            found.add(sender or spec.environment["SENDER_EMAIL"])
+    return found
+
+
 def describe(settings: dict[str, dict[str, str]]) -> list[str]:
     """Console lines saying which settings the file applied."""
     return [

@@ -19,10 +19,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from joserfc import jwt
-from joserfc.jwk import RSAKey
+if TYPE_CHECKING:
+    from joserfc.jwk import RSAKey
 
 DEFAULT_STATE_DIR = Path(".local/issuer")
 DEFAULT_ISSUER_URL = "http://127.0.0.1:3000/_local/issuer"
@@ -33,6 +33,12 @@ RECORDED_URL = "issuer-url"
 
 def issuer_url_for(host: str, api_port: int | str) -> str:
     return f"http://{host}:{api_port}/_local/issuer"
+
+
+def function_env(issuer_url: str, audience: str = DEFAULT_AUDIENCE) -> dict[str, str]:
+    """What the token authorizer needs to trust the issuer at ``issuer_url``."""
+    issuer_url = issuer_url.rstrip("/")
+    return {"JWT_ISSUER": issuer_url, "JWT_AUDIENCE": audience, "JWKS_URL": f"{issuer_url}/.well-known/jwks.json"}
 
 
 def default_state_dir() -> Path:
@@ -60,6 +66,8 @@ class LocalIssuer:
         self._key = self._load_or_create_key()
 
     def _load_or_create_key(self) -> RSAKey:
+        from joserfc.jwk import RSAKey  # ~0.1 s: the runtime loads it after its workers have started
+
         path = self.state_dir / "signing-key.json"
         if path.exists():
             return RSAKey.import_key(json.loads(path.read_text()))
@@ -98,6 +106,8 @@ class LocalIssuer:
 
     def mint(self, email: str, ttl_seconds: int = 3600, **extra_claims: Any) -> str:
         """An ID token for ``email``, shaped like Cognito's (sub, email, aud, token_use)."""
+        from joserfc import jwt
+
         now = int(time.time())
         claims = {
             "iss": self.issuer_url,
@@ -115,7 +125,7 @@ class LocalIssuer:
 
     def function_env(self) -> dict[str, str]:
         """What the token authorizer needs to trust this issuer."""
-        return {"JWT_ISSUER": self.issuer_url, "JWT_AUDIENCE": self.audience, "JWKS_URL": self.jwks_url}
+        return function_env(self.issuer_url, self.audience)
 
     def record_url(self) -> None:
         """Leave this issuer's URL for `make token` (see the module's docstring)."""

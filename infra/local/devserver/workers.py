@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from devserver import console
 from devserver.template import FunctionSpec
+from devserver.zygote import ForkedProcess, Zygote
 
 LAYER_DIR = Path(__file__).resolve().parents[3] / "layers" / "common"
 # Lambda gives a function's init (imports) up to 10 s beyond its timeout.
@@ -47,35 +48,31 @@ class Outcome:
 
 
 class _Worker:
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], generation: int) -> None:
+    def __init__(self, spec: FunctionSpec, env: dict[str, str], generation: int, zygote: Zygote | None) -> None:
         self.spec = spec
         self.generation = generation
-        to_child_r, self._to_child = os.pipe()
-        self._from_child, from_child_w = os.pipe()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-u",
-                "-m",
-                "devserver.bootstrap",
-                str(to_child_r),
-                str(from_child_w),
-                str(spec.code_dir),
-                str(LAYER_DIR),
-                spec.handler,
-            ],
-            env=env,
-            cwd=spec.code_dir,
-            pass_fds=(to_child_r, from_child_w),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the runtime, which stops workers in order
-        )
-        os.close(to_child_r)
-        os.close(from_child_w)
+        argv = [str(spec.code_dir), str(LAYER_DIR), spec.handler]
+        self.process: subprocess.Popen[bytes] | ForkedProcess
+        if zygote is not None and zygote.can_fork(env):
+            self.process, self._to_child, self._from_child = zygote.spawn(argv, env, spec.code_dir)
+        else:
+            to_child_r, self._to_child = os.pipe()
+            self._from_child, from_child_w = os.pipe()
+            self.process = subprocess.Popen(
+                [sys.executable, "-u", "-m", "devserver.bootstrap", str(to_child_r), str(from_child_w), *argv],
+                env=env,
+                cwd=spec.code_dir,
+                pass_fds=(to_child_r, from_child_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches the runtime, which stops workers in order
+            )
+            os.close(to_child_r)
+            os.close(from_child_w)
         self._buffer = b""
         self.ready = False
+        self.modules: list[str] = []  # the libraries its handler imported (for the next preload)
         self.deadline = 0.0  # of the invocation it runs, while busy
         assert self.process.stdout is not None
         threading.Thread(target=self._pump_logs, args=(self.process.stdout,), daemon=True).start()
@@ -114,8 +111,13 @@ class _Worker:
 
     def wait_ready(self, deadline: float) -> bool:
         """Wait for the handler's import (the worker's init) to finish."""
-        if not self.ready and self._read_line(deadline) is not None:
+        if not self.ready:
+            line = self._read_line(deadline)
+            if line is None:
+                return False
             self.ready = True
+            with contextlib.suppress(ValueError, AttributeError):
+                self.modules = list(json.loads(line).get("modules") or [])
         return self.ready
 
     def invoke(self, event: Any, request_id: str, timeout: float) -> Outcome:
@@ -159,9 +161,12 @@ class _Worker:
 class FunctionPool:
     """Warm workers of one function; more start when every one is busy, as Lambda scales out."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], max_workers: int = 4) -> None:
+    def __init__(
+        self, spec: FunctionSpec, env: dict[str, str], max_workers: int = 4, zygote: Zygote | None = None
+    ) -> None:
         self.spec = spec
         self._env = env
+        self._zygote = zygote
         self._max = max_workers
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -175,14 +180,23 @@ class FunctionPool:
             if not self._idle and not self._busy:
                 self._idle.append(self._start())
 
-    def wait_warm(self, deadline: float) -> bool:
-        """Wait until the warm workers have imported their handler (before "ready" is printed)."""
+    def wait_warm(self, deadline: float) -> list[str] | None:
+        """Wait until the warm workers have imported their handler (before "ready" is printed):
+        the libraries they imported, or None when the deadline came first."""
         with self._cond:
             idle = list(self._idle)
-        return all(worker.wait_ready(deadline) for worker in idle)
+        if not all(worker.wait_ready(deadline) for worker in idle):
+            return None
+        return [name for worker in idle for name in worker.modules]
 
     def _start(self) -> _Worker:
-        return _Worker(self.spec, self._env, self._generation)
+        return _Worker(self.spec, self._env, self._generation, self._zygote)
+
+    def restart(self, env: dict[str, str]) -> None:
+        """Start over with another environment (its workers imported with the wrong one)."""
+        with self._cond:
+            self._env = env
+        self.reload()
 
     def reload(self) -> None:
         """Drop workers that run old code; a fresh one starts importing the new code at once."""
