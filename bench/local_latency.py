@@ -1,6 +1,7 @@
 """Local runtime figures (`make run`), each the median of several runs:
 
-- start to ready: a fresh data folder once, then restarts with the data kept (as `make run` is used);
+- start to ready: a fresh data folder once, then restarts with the data kept (as `make run` is used),
+  alternately with the workers forked from the preloading zygote (the default) and --no-preload;
 - the first request after "ready" (GET /events/{id} with a new token: the authorizer runs too);
 - GET /events/{id} through the API port vs the same handler called in this process, on the same
   database, in one run: blocks of requests, the two sides alternated, ratio of the medians.
@@ -144,28 +145,28 @@ def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: in
     def in_process() -> None:
         assert handler(event)["statusCode"] == 200
 
-    def block(fn: Callable[[], None]) -> float:
-        samples = []
-        for _ in range(n):
-            began = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - began)
-        return statistics.median(samples)
+    def timed(fn: Callable[[], None]) -> float:
+        began = time.perf_counter()
+        fn()
+        return time.perf_counter() - began
 
     for fn in (over_http, in_process):  # warm both sides
         for _ in range(50):
             fn()
-    invocations_before = sum("AuthorizerFunction (api)" in line for line in runtime.lines)
+    invocations_before = sum("AuthorizerFunction" in line for line in runtime.lines)
     http_medians, local_medians, ratios = [], [], []
-    for round_no in range(rounds):
-        sides = [over_http, in_process] if round_no % 2 == 0 else [in_process, over_http]
-        results = {fn: block(fn) for fn in sides}
-        http_medians.append(results[over_http])
-        local_medians.append(results[in_process])
-        ratios.append(results[over_http] / results[in_process])
+    for _ in range(rounds):
+        # Request by request, the side going first alternating: both meet the same machine load.
+        samples: dict[Callable[[], None], list[float]] = {over_http: [], in_process: []}
+        for i in range(n):
+            for fn in (over_http, in_process) if i % 2 == 0 else (in_process, over_http):
+                samples[fn].append(timed(fn))
+        http_medians.append(statistics.median(samples[over_http]))
+        local_medians.append(statistics.median(samples[in_process]))
+        ratios.append(http_medians[-1] / local_medians[-1])
     client.close()
-    authorizer_calls = sum("AuthorizerFunction (api)" in line for line in runtime.lines) - invocations_before
-    print(f"GET /events/{{id}}, {rounds} rounds of {n} requests per side, sides alternated (medians per round):")
+    authorizer_calls = sum("AuthorizerFunction" in line for line in runtime.lines) - invocations_before
+    print(f"GET /events/{{id}}, {rounds} rounds of {n} requests per side, alternated request by request:")
     print(f"  through the API port :{runtime.api_port}  {spread(http_medians, ms)}")
     print(f"  handler in process         {spread(local_medians, ms)}")
     print(f"  ratio                      {spread(ratios, lambda r: f'{r:.2f}x')}   goal <= 1.2x")
@@ -187,17 +188,20 @@ def main() -> None:
         event_id = create_event(runtime)
         runtime.stop()
         print(f"start to ready, fresh data folder           {fresh:6.2f} s")
-        readies, firsts = [], []
-        for restart in range(args.restarts):
+        readies: dict[bool, list[float]] = {True: [], False: []}
+        firsts = []
+        for restart in range(2 * args.restarts):
+            preload = restart % 2 == 1  # alternated; the default (preload) last, for the ratio below
+            runtime.extra_args = [] if preload else ["--no-preload"]
             token = runtime.mint_token(EMAIL)  # minted before the start: the first request follows "ready"
-            readies.append(start(runtime))
+            readies[preload].append(start(runtime))
             firsts.append(first_request(runtime, token, event_id))
-            if restart < args.restarts - 1:
+            if restart < 2 * args.restarts - 1:
                 runtime.stop()
-        print(
-            f"start to ready, data kept ({args.restarts} starts)       {spread(readies, lambda s: f'{s:.2f} s')}"
-            "   goal <= 3 s"
-        )
+        seconds = lambda s: f"{s:.2f} s"  # noqa: E731
+        print(f"start to ready, data kept ({args.restarts} starts each, alternated):   goal <= 3 s")
+        print(f"  workers forked from the preloading zygote {spread(readies[True], seconds)}")
+        print(f"  workers started afresh (--no-preload)     {spread(readies[False], seconds)}")
         print(f"first request after ready (new token)       {spread(firsts, ms)}   goal <= 200 ms")
         compare(runtime, runtime.mint_token(EMAIL), event_id, args.n, args.rounds)
     finally:
