@@ -36,6 +36,9 @@ class LocalRuntime:
     aws_port: int = field(default_factory=free_port)
     # More command-line options (e.g. ["--env-vars", path, "--request-timeout", "2"]).
     extra_args: list[str] = field(default_factory=list)
+    # Console to this file instead of a pipe read line by line here (benchmarks: no reader thread
+    # competing with the client); lines are then read from it when looked for (refresh()).
+    console_file: Path | None = None
     lines: list[str] = field(default_factory=list)
     process: subprocess.Popen[str] | None = None
     _new_line: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -94,19 +97,35 @@ class LocalRuntime:
 
     def start(self, timeout: float = 90) -> LocalRuntime:
         self.lines.clear()
+        console = open(self.console_file, "w") if self.console_file else subprocess.PIPE  # noqa: SIM115
         self.process = subprocess.Popen(
             self.command(),
             cwd=ROOT,
             env=self.environment(),
-            stdout=subprocess.PIPE,
+            stdout=console,
             stderr=subprocess.STDOUT,
             text=True,
             # Its own process group, as a terminal gives `make run`: signals reach only what the test sends.
             start_new_session=True,
         )
-        threading.Thread(target=self._collect, args=(self.process,), daemon=True).start()
+        if self.console_file is None:
+            threading.Thread(target=self._collect, args=(self.process,), daemon=True).start()
+        else:
+            self._read = 0
         self.wait_for(r"ready: api ", timeout)
         return self
+
+    def refresh(self) -> None:
+        """Read what the runtime wrote to its console file since last time (console_file mode)."""
+        if self.console_file is None:
+            return
+        with open(self.console_file) as console:
+            console.seek(self._read)
+            text = console.read()
+        complete = text[: text.rfind("\n") + 1]
+        self._read += len(complete.encode())
+        with self._new_line:
+            self.lines.extend(complete.splitlines())
 
     def _collect(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
@@ -122,23 +141,28 @@ class LocalRuntime:
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         seen = 0
-        with self._new_line:
-            while True:
+        exited = False
+        while True:
+            self.refresh()
+            with self._new_line:
                 for line in self.lines[seen:]:
                     if regex.search(line):
                         return line
                 seen = len(self.lines)
+                if exited:
+                    raise RuntimeError(f"runtime exited ({self.returncode}):\n" + "\n".join(self.lines[-30:]))
                 if self.process is not None and self.process.poll() is not None:
+                    exited = True
                     self._new_line.wait(0.2)  # let the reader drain the last lines
-                    if len(self.lines) == seen:
-                        raise RuntimeError(
-                            f"runtime exited ({self.process.returncode}):\n" + "\n".join(self.lines[-30:])
-                        )
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"no line matching {pattern!r} in {timeout} s:\n" + "\n".join(self.lines[-30:]))
-                self._new_line.wait(min(remaining, 0.5))
+                self._new_line.wait(min(remaining, 0.5 if self.console_file is None else 0.02))
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.returncode
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

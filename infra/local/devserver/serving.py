@@ -234,19 +234,26 @@ class BoundedHandler(BaseHTTPRequestHandler):
         return body
 
     def send_json(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
-        self.send_response(status)
-        names = {k.lower() for k, _ in headers}
+        """The whole response in one write: one segment, so the client wakes once, not for headers
+        and again for the body (http.server writes them apart)."""
+        phrase = self.responses.get(status, ("",))[0]
+        lines = [
+            f"{self.protocol_version} {status} {phrase}",
+            f"Server: {self.version_string()}",
+            f"Date: {self.date_time_string()}",
+        ]
+        names = set()
         for name, value in headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                names.add(name.lower())
+                lines.append(f"{_header_text(name)}: {_header_text(value)}")
         if "content-type" not in names and data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+            lines.append("Content-Type: application/json")
+        lines.append(f"Content-Length: {len(data)}")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        self.wfile.write(head if self.command == "HEAD" else head + data)
 
     def error_body(self, code: int, message: str) -> tuple[list[tuple[str, str]], bytes]:
         return [("Content-Type", "application/json")], json.dumps({"message": message}).encode()
@@ -262,6 +269,11 @@ class BoundedHandler(BaseHTTPRequestHandler):
         headers, data = self.error_body(code, message)
         with contextlib.suppress(OSError):
             self.send_json(code, headers, data)
+
+
+def _header_text(text: str) -> str:
+    """A header name or value as it may go on the wire: no line breaks (no response splitting)."""
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes | HTTPStatus:
