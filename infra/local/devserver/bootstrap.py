@@ -8,7 +8,8 @@ Protocol: each request is one JSON line. Each reply is one JSON header line, fol
 result by that many bytes of the handler's JSON (passed on as is, never decoded twice):
 ``{"ready": true, "modules": [...]}`` once the handler is imported (as SAM's EAGER warm
 containers do; the libraries it imported, for the zygote's next preload), then per request
-``{"result": <length>}`` + payload, or ``{"error": {...}}``.
+``{"result": <length>}`` + payload, or ``{"error": {...}}``; either with ``"modules"`` when the
+invocation imported more libraries (a first request's lazy imports: the next start preloads them).
 """
 
 from __future__ import annotations
@@ -81,21 +82,29 @@ def main(argv: list[str] | None = None) -> None:
         init_error = {**_error(exc), "errorType": f"Runtime.ImportModuleError: {type(exc).__name__}"}
         traceback.print_exc()
     own = [code_dir, layer_dir, os.path.dirname(os.path.dirname(__file__))]
-    _write(out_fd, json.dumps({"ready": True, "modules": libraries(own)}).encode() + b"\n")
+    reported = libraries(own)
+    _write(out_fd, json.dumps({"ready": True, "modules": reported}).encode() + b"\n")
     for line in reader:
         request = json.loads(line)
-        reply: bytes
+        header: dict[str, Any]
+        payload = b""
         if init_error is not None:
-            reply = json.dumps({"error": init_error}).encode() + b"\n"
+            header = {"error": init_error}
         else:
             try:
                 assert handler is not None
                 result = handler(request["event"], LambdaContext(request))
                 payload = json.dumps(result, default=str).encode()
-                reply = b'{"result": %d}\n' % len(payload) + payload
+                header = {"result": len(payload)}
             except BaseException as exc:
                 traceback.print_exc()
-                reply = json.dumps({"error": _error(exc)}).encode() + b"\n"
+                header = {"error": _error(exc)}
+        if len(sys.modules) != len(reported):
+            known = set(reported)
+            now = libraries(own)
+            header["modules"] = [name for name in now if name not in known]
+            reported = now
+        reply = json.dumps(header).encode() + b"\n" + payload
         sys.stdout.flush()
         sys.stderr.flush()
         _write(out_fd, reply)

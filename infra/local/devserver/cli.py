@@ -164,6 +164,7 @@ class Runtime:
         self._takers: list[Callable[[], Any]] = []  # stop taking invocations: schedules, reloads
         self._after_workers: list[Callable[[], Any]] = []  # the AWS endpoint, then the database
         self._database: Any | None = None
+        self._preload_file: Path | None = None
 
     def _check_stopping(self) -> None:
         if self.stopping.is_set():
@@ -260,13 +261,11 @@ class Runtime:
         if args.migrate_function in self.pools:
             self._migrate(args.migrate_function)
         deadline = time.monotonic() + INIT_WAIT_SECONDS
-        libraries: dict[str, None] = {}
         for name, pool in self.pools.items():
-            imported = pool.wait_warm(deadline)
-            if imported is None:
+            if not pool.wait_warm(deadline):
                 console.line("init", f"{name} is still importing its handler; its first invocation will wait")
-            libraries.update(dict.fromkeys(imported or []))
-        _write_list(preload_file, list(libraries))
+        self._preload_file = preload_file
+        self._record_libraries()
         self._check_stopping()
 
         extra: dict[str, Callable[[], Any]] = {
@@ -307,6 +306,13 @@ class Runtime:
             f"database {database.description} in {time.monotonic() - started:.1f} s",
         )
 
+    def _record_libraries(self) -> None:
+        """What the workers imported (at start, and what their invocations added): the next preload."""
+        if self._preload_file is not None:
+            names = dict.fromkeys(name for pool in self.pools.values() for name in pool.libraries())
+            if names:
+                _write_list(self._preload_file, list(names))
+
     def _migrate(self, function: str) -> None:
         from devserver.database import DatabaseError
         from devserver.gateway import log_invocation
@@ -344,6 +350,7 @@ class Runtime:
                 console.line("stop", "stopping running invocations now")
         for pool in self.pools.values():
             _quietly(pool.close)
+        _quietly(self._record_libraries)
         for cleanup in self._after_workers:
             _quietly(cleanup)
         for server in self._servers:

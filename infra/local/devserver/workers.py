@@ -142,6 +142,7 @@ class _Worker:
         if header is None:
             return Outcome(request_id, (time.monotonic() - start) * 1000, timed_out=True)
         reply = json.loads(header)
+        self.modules.extend(reply.get("modules") or [])
         if "result" in reply:
             payload = self._read_exactly(int(reply["result"]), self.deadline)
             if payload is None:
@@ -170,6 +171,7 @@ class FunctionPool:
         self._max = max_workers
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
+        self._gone: list[_Worker] = []  # stopped ones (their imports still count for the preload)
         self._generation = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -180,14 +182,17 @@ class FunctionPool:
             if not self._idle and not self._busy:
                 self._idle.append(self._start())
 
-    def wait_warm(self, deadline: float) -> list[str] | None:
-        """Wait until the warm workers have imported their handler (before "ready" is printed):
-        the libraries they imported, or None when the deadline came first."""
+    def wait_warm(self, deadline: float) -> bool:
+        """Wait until the warm workers have imported their handler (before "ready" is printed)."""
         with self._cond:
             idle = list(self._idle)
-        if not all(worker.wait_ready(deadline) for worker in idle):
-            return None
-        return [name for worker in idle for name in worker.modules]
+        return all(worker.wait_ready(deadline) for worker in idle)
+
+    def libraries(self) -> list[str]:
+        """The libraries this function's workers have imported so far, in order (the next preload)."""
+        with self._cond:
+            workers = [*self._idle, *self._busy, *self._gone]
+        return list(dict.fromkeys(name for worker in workers for name in worker.modules))
 
     def _start(self) -> _Worker:
         return _Worker(self.spec, self._env, self._generation, self._zygote)
@@ -229,6 +234,8 @@ class FunctionPool:
             keep = healthy and not self._closed and worker.generation == self._generation
             if keep:
                 self._idle.append(worker)
+            else:
+                self._gone = [*self._gone[-3:], worker]
             self._cond.notify_all()
         if not keep:
             worker.stop()
@@ -252,6 +259,7 @@ class FunctionPool:
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
+            self._gone.extend(idle)
             running = len(self._busy)
             self._cond.notify_all()
         for worker in idle:
