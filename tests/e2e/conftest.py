@@ -18,7 +18,13 @@ FIXTURES = Path(__file__).with_name("fixtures")
 # The probe's settings file, in SAM's --env-vars shape (tests/e2e/test_settings.py reads them back).
 PROBE_SETTINGS = {
     "Parameters": {"PROBE_SETTING": "every function", "LEASE_SECONDS": "90"},
-    "EchoFunction": {"LEASE_SECONDS": "300", "MAX_SEND_RATE": 2.5, "PROBE_FLAG": True},
+    "EchoFunction": {
+        "LEASE_SECONDS": "300",
+        "MAX_SEND_RATE": 2.5,
+        "PROBE_FLAG": True,
+        # An interpreter setting: this function's workers cannot be forked from the shared zygote.
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    },
 }
 # Short, so the test of a request that never finishes arriving does not wait long.
 PROBE_REQUEST_TIMEOUT = 2

@@ -26,6 +26,12 @@ def test_a_functions_own_settings_win_over_parameters(probe: LocalRuntime) -> No
     assert environment["AWS_LAMBDA_FUNCTION_NAME"] == "EchoFunction"
 
 
+def test_a_functions_python_settings_take_effect(probe: LocalRuntime) -> None:
+    # PYTHON* variables act when the interpreter starts, so such a worker is started afresh
+    reply = requests.get(f"{probe.api}/echo/interpreter", timeout=30)
+    assert "ignore::DeprecationWarning" in reply.json()["warnoptions"]
+
+
 def test_parameters_reach_every_function(probe: LocalRuntime) -> None:
     reply = probe.lambda_client().invoke(FunctionName="TickFunction", Payload=b"{}")
     environment = json.loads(reply["Payload"].read())["environment"]
@@ -53,3 +59,18 @@ def test_a_bad_settings_file_is_one_clear_error(tmp_path: Path, content: str, wo
         extra_args=["--env-vars", str(settings)],
     )
     assert_one_clear_error(run_to_exit(runtime), words)
+
+
+def test_workers_started_afresh_get_the_same_settings(probe: LocalRuntime, tmp_path: Path) -> None:
+    # --no-preload: every worker a fresh process, none forked from the zygote
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps(PROBE_SETTINGS))
+    fresh = LocalRuntime(
+        probe.template, tmp_path / "data", probe.database_url, extra_args=["--env-vars", str(settings), "--no-preload"]
+    ).start()
+    try:
+        reply = fresh.lambda_client().invoke(FunctionName="TickFunction", Payload=b"{}")
+        environment = json.loads(reply["Payload"].read())["environment"]
+        assert (environment["PROBE_SETTING"], environment["LEASE_SECONDS"]) == ("every function", "90")
+    finally:
+        assert fresh.stop() == 0
