@@ -163,7 +163,6 @@ class Runtime:
         self._servers: list[ThreadingHTTPServer] = []  # serving API Gateway and the Invoke API
         self._takers: list[Callable[[], Any]] = []  # stop taking invocations: schedules, reloads
         self._after_workers: list[Callable[[], Any]] = []  # the AWS endpoint, then the database
-        self._database: Any | None = None
         self._preload_file: Path | None = None
 
     def _check_stopping(self) -> None:

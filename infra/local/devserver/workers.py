@@ -52,9 +52,13 @@ class _Worker:
         self.spec = spec
         self.generation = generation
         argv = [str(spec.code_dir), str(LAYER_DIR), spec.handler]
-        self.process: subprocess.Popen[bytes] | ForkedProcess
+        forked = None
         if zygote is not None and zygote.can_fork(env):
-            self.process, self._to_child, self._from_child = zygote.spawn(argv, env, spec.code_dir)
+            with contextlib.suppress(OSError, ValueError):  # the zygote is gone: start afresh
+                forked = zygote.spawn(argv, env, spec.code_dir)
+        self.process: subprocess.Popen[bytes] | ForkedProcess
+        if forked is not None:
+            self.process, self._to_child, self._from_child = forked
         else:
             to_child_r, self._to_child = os.pipe()
             self._from_child, from_child_w = os.pipe()

@@ -109,11 +109,9 @@ class Zygote:
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
-            self._socket.close()  # its end reads EOF and it exits
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+            self._socket.close()
+        if self.process.poll() is None:
+            self.process.terminate()  # its workers live in sessions of their own: they stay
             self.process.wait()
 
 
