@@ -23,11 +23,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from devserver import console
+from devserver.serving import BoundedServer
 from devserver.template import App, TemplateError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -160,7 +160,7 @@ class Runtime:
         self.stopping = threading.Event()
         self.force = threading.Event()  # a second Ctrl-C: stop running invocations now
         self.pools: dict[str, Any] = {}
-        self._servers: list[ThreadingHTTPServer] = []  # serving API Gateway and the Invoke API
+        self._servers: list[BoundedServer] = []  # serving API Gateway and the Invoke API
         self._takers: list[Callable[[], Any]] = []  # stop taking invocations: schedules, reloads
         self._after_workers: list[Callable[[], Any]] = []  # the AWS endpoint, then the database
         self._preload_file: Path | None = None
@@ -170,7 +170,7 @@ class Runtime:
             raise Stopping
 
     def start(self) -> None:
-        from devserver import aws, environment, gateway, invoke_api, issuer, serving
+        from devserver import aws, environment, gateway, invoke_api, issuer
         from devserver.database import expected_url, open_database
         from devserver.schedules import Scheduler
         from devserver.workers import FunctionPool, SourceWatcher
@@ -278,7 +278,7 @@ class Runtime:
             (args.lambda_port, "--lambda-port", invoke_api.handler_class(self.pools)),
         ):
             try:
-                server = serving.BoundedServer((args.host, port), handler, args.request_timeout)
+                server = BoundedServer((args.host, port), handler, args.request_timeout)
             except OSError as exc:
                 raise StartupError(_port_message(exc, args.host, port, option)) from None
             self._servers.append(server)
@@ -349,6 +349,8 @@ class Runtime:
                 console.line("stop", "stopping running invocations now")
         for pool in self.pools.values():
             _quietly(pool.close)
+        for server in self._servers:  # the answers of the invocations that just finished
+            server.wait_answered(5.0)
         _quietly(self._record_libraries)
         for cleanup in self._after_workers:
             _quietly(cleanup)

@@ -75,6 +75,18 @@ class BoundedServer(ThreadingHTTPServer):
         self.request_timeout = request_timeout
         self.deadlines = _Deadlines()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._answering = 0  # requests read and not yet answered
+        self._answered = threading.Condition()
+
+    def answering(self, change: int) -> None:
+        with self._answered:
+            self._answering += change
+            self._answered.notify_all()
+
+    def wait_answered(self, timeout: float) -> bool:
+        """Wait until every request taken has had its answer written (stopping: after the workers)."""
+        with self._answered:
+            return self._answered.wait_for(lambda: self._answering == 0, timeout)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -138,10 +150,12 @@ class BoundedHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.server.deadlines.set(self, time.monotonic() + self.server.request_timeout)
+        self.server.answering(+1)
         try:
             super().handle_one_request()
         finally:
             self.server.deadlines.clear(self)
+            self.server.answering(-1)
 
     def parse_request(self) -> bool:
         """The request line and headers. http.server's own runs every header block through the
