@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -145,9 +147,12 @@ def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: in
     def in_process() -> None:
         assert handler(event)["statusCode"] == 200
 
+    cpu: dict[Callable[[], None], float] = {over_http: 0.0, in_process: 0.0}
+
     def timed(fn: Callable[[], None]) -> float:
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         fn()
+        cpu[fn] += time.thread_time() - began_cpu
         return time.perf_counter() - began
 
     for fn in (over_http, in_process):  # warm both sides
@@ -156,6 +161,11 @@ def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: in
     runtime.refresh()
     invocations_before = sum("AuthorizerFunction" in line for line in runtime.lines)
     http_medians, local_medians, ratios = [], [], []
+    cpu[over_http] = cpu[in_process] = 0.0
+    assert runtime.process is not None
+    behind = [psutil.Process(runtime.process.pid)]  # the gateway, and ApiFunction's worker(s)
+    behind += [p for p in behind[0].children(recursive=True) if "functions/api" in " ".join(p.cmdline())]
+    behind_before = sum(sum(p.cpu_times()[:2]) for p in behind)
     for _ in range(rounds):
         # Request by request, the side going first alternating: both meet the same machine load.
         samples: dict[Callable[[], None], list[float]] = {over_http: [], in_process: []}
@@ -165,6 +175,7 @@ def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: in
         http_medians.append(statistics.median(samples[over_http]))
         local_medians.append(statistics.median(samples[in_process]))
         ratios.append(http_medians[-1] / local_medians[-1])
+    behind_cpu = sum(sum(p.cpu_times()[:2]) for p in behind) - behind_before
     client.close()
     runtime.refresh()
     authorizer_calls = sum("AuthorizerFunction" in line for line in runtime.lines) - invocations_before
@@ -172,6 +183,13 @@ def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: in
     print(f"  through the API port :{runtime.api_port}  {spread(http_medians, ms)}")
     print(f"  handler in process         {spread(local_medians, ms)}")
     print(f"  ratio                      {spread(ratios, lambda r: f'{r:.2f}x')}   goal <= 1.2x")
+    # CPU, which the machine's other load hardly changes: client + gateway + worker vs the handler alone.
+    http_cpu, local_cpu = (cpu[over_http] + behind_cpu) / (rounds * n), cpu[in_process] / (rounds * n)
+    client_us, behind_us = cpu[over_http] / (rounds * n) * 1e6, behind_cpu / (rounds * n) * 1e6
+    print(
+        f"  CPU per request: {http_cpu * 1e6:.0f} us (client {client_us:.0f}, gateway and worker {behind_us:.0f}) "
+        f"vs {local_cpu * 1e6:.0f} us in process: {http_cpu / local_cpu:.2f}x"
+    )
     print(f"  authorizer invocations during the {rounds * n} warm requests: {authorizer_calls} (goal 0: cached)")
 
 

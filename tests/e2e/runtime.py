@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,6 +59,9 @@ class LocalRuntime:
 
     def lambda_client(self) -> Any:
         """boto3's Lambda client on the runtime's Invoke API, as any client would use it."""
+        import boto3  # here: a benchmark's process stays as lean as the workers it is compared with
+        from botocore.config import Config
+
         return boto3.client(
             "lambda",
             endpoint_url=self.lambda_endpoint,
