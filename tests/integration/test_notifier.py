@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from sqlalchemy import Engine, func, select
 
 from reminders import db, events, settings
@@ -21,63 +19,26 @@ from reminders.delivery import RunSummary, run_notifier
 from reminders.mailer import Email, SesMailer, local_start, ses_client
 from reminders.models import Notification
 from reminders.schemas import EventCreate, EventUpdate
-from reminders.settings import NotifierSettings
 from tests.support import aws
 from tests.support.lambdas import FakeLambdaContext, load_function
+from tests.support.notifier import (
+    OWNER,
+    FailingFirst,
+    Outbox,
+    create_event,
+    notifier_settings,
+    reset_send_rate,
+    rows,
+    run,
+)
 
-OWNER = "owner@example.com"
 SCHEDULED_EVENT = Path(__file__).resolve().parents[1] / "events" / "eventbridge_scheduled.json"
 
 
-class Outbox:
-    """The emails the endpoint accepted during this test."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.start = len(aws.sent_emails(endpoint))
-
-    def emails(self) -> list[dict[str, Any]]:
-        return aws.sent_emails(self.endpoint)[self.start :]
-
-
 @pytest.fixture
-def outbox(aws_env: str) -> Outbox:
+def outbox(aws_env: str, engine: Engine) -> Outbox:
+    reset_send_rate(engine)
     return Outbox(aws_env)
-
-
-def notifier_settings(endpoint: str, **overrides: Any) -> NotifierSettings:
-    values: dict[str, Any] = {
-        "database_url": "postgresql://unused",
-        "sender_email": aws.SENDER,
-        "aws_endpoint_url": endpoint,
-        "max_send_rate": 10_000.0,
-        "send_concurrency": 4,
-    }
-    values.update(overrides)
-    return NotifierSettings(**values)
-
-
-def run(engine: Engine, endpoint: str, at: datetime, *, client: Any = None, **overrides: Any) -> RunSummary:
-    config = notifier_settings(endpoint, **overrides)
-    mailer = SesMailer(config.sender_email, client or ses_client(config))
-    return run_notifier(lambda: db.session_scope(engine), mailer, config, clock=lambda: at)
-
-
-def create_event(engine: Engine, now: datetime, **fields: Any) -> uuid.UUID:
-    body = {"title": f"Team sync {uuid.uuid4().hex[:6]}", "recipients": ["ana@example.com"]} | fields
-    with db.session_scope(engine) as session:
-        return events.create_event(session, OWNER, EventCreate.model_validate(body), now).id
-
-
-def rows(engine: Engine, event_id: uuid.UUID) -> list[Notification]:
-    with db.session_scope(engine) as session:
-        return list(
-            session.scalars(
-                select(Notification)
-                .where(Notification.event_id == event_id)
-                .order_by(Notification.recipient, Notification.minutes_before)
-            )
-        )
 
 
 def test_reminder_of_an_event_starting_in_three_minutes_goes_out_once(
@@ -173,29 +134,6 @@ def test_reminder_of_an_event_that_already_started_expires(engine: Engine, outbo
     assert (summary.sent, summary.expired) == (0, 1)
     assert [r.status for r in rows(engine, event_id)] == ["expired"]
     assert outbox.emails() == []
-
-
-class FailingFirst:
-    """The real SES client, except that its first ``failures`` sends raise ``error``."""
-
-    def __init__(self, client: Any, failures: int, code: str, status: int) -> None:
-        self.client = client
-        self.failures = failures
-        self.code = code
-        self.status = status
-        self.calls = 0
-
-    def send_email(self, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ClientError(
-                {
-                    "Error": {"Code": self.code, "Message": "Maximum sending rate exceeded."},
-                    "ResponseMetadata": {"HTTPStatusCode": self.status},
-                },
-                "SendEmail",
-            )
-        return self.client.send_email(**kwargs)
 
 
 def test_throttled_reminder_is_retried_with_growing_delays_then_sent(

@@ -1,0 +1,116 @@
+"""Helpers for the notifier's integration and fault tests: settings, one run, events, rows, the
+emails an endpoint accepted, and an SES client that fails on purpose."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from sqlalchemy import Engine, select, text
+
+from reminders import db, events
+from reminders.clock import Clock
+from reminders.delivery import RunSummary, run_notifier
+from reminders.mailer import Mailer, SesMailer, ses_client
+from reminders.models import Notification
+from reminders.schemas import EventCreate, EventUpdate
+from reminders.settings import NotifierSettings
+from tests.support import aws
+
+OWNER = "owner@example.com"
+
+
+class Outbox:
+    """The emails the endpoint accepted since this was made."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.start = len(aws.sent_emails(endpoint))
+
+    def emails(self) -> list[dict[str, Any]]:
+        return aws.sent_emails(self.endpoint)[self.start :]
+
+
+def notifier_settings(endpoint: str, **overrides: Any) -> NotifierSettings:
+    values: dict[str, Any] = {
+        "database_url": "postgresql://unused",
+        "sender_email": aws.SENDER,
+        "aws_endpoint_url": endpoint,
+        "max_send_rate": 10_000.0,
+        "send_concurrency": 4,
+    }
+    values.update(overrides)
+    return NotifierSettings(**values)
+
+
+def run(
+    engine: Engine,
+    endpoint: str,
+    at: datetime | Clock,
+    *,
+    client: Any = None,
+    mailer: Mailer | None = None,
+    time_left: Callable[[], float] | None = None,
+    **overrides: Any,
+) -> RunSummary:
+    """One notifier run at ``at`` (a time, or a clock) against the database and the SES endpoint."""
+    config = notifier_settings(endpoint, **overrides)
+    mailer = mailer or SesMailer(config.sender_email, client or ses_client(config))
+    clock: Clock = at if callable(at) else (lambda: at)
+    extra: dict[str, Any] = {"time_left": time_left} if time_left else {}
+    return run_notifier(
+        lambda: db.session_scope(engine), mailer, config, clock=clock, rng=random.Random(0), **extra
+    )
+
+
+def create_event(engine: Engine, now: datetime, **fields: Any) -> uuid.UUID:
+    body = {"title": f"Team sync {uuid.uuid4().hex[:6]}", "recipients": ["ana@example.com"]} | fields
+    with db.session_scope(engine) as session:
+        return events.create_event(session, OWNER, EventCreate.model_validate(body), now).id
+
+
+def update_event(engine: Engine, event_id: uuid.UUID, now: datetime, **fields: Any) -> None:
+    """PATCH /events/{id}, through the same use case and request model the API uses."""
+    with db.session_scope(engine) as session:
+        events.update_event(session, OWNER, str(event_id), EventUpdate.model_validate(fields), now)
+
+
+def rows(engine: Engine, event_id: uuid.UUID | None = None) -> list[Notification]:
+    query = select(Notification).order_by(Notification.recipient, Notification.minutes_before, Notification.id)
+    if event_id is not None:
+        query = query.where(Notification.event_id == event_id)
+    with db.session_scope(engine) as session:
+        return list(session.scalars(query))
+
+
+def reset_send_rate(engine: Engine) -> None:
+    """Forget the shared send rate (a test that was throttled must not slow the next one)."""
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM send_rate"))
+
+
+def ses_error(code: str, status: int, message: str = "Maximum sending rate exceeded.") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, "SendEmail"
+    )
+
+
+class FailingFirst:
+    """The real SES client, except that its first ``failures`` sends raise ``code``."""
+
+    def __init__(self, client: Any, failures: int, code: str, status: int) -> None:
+        self.client = client
+        self.failures = failures
+        self.code = code
+        self.status = status
+        self.calls = 0
+
+    def send_email(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ses_error(self.code, self.status)
+        return self.client.send_email(**kwargs)
