@@ -59,7 +59,11 @@ def test_a_patch_that_moves_no_due_time_keeps_attempts_backoff_and_error(
 
     # When the client saves the event again with the same start (and one more reminder)
     update_event(
-        engine, event_id, now + timedelta(seconds=1), starts_at=starts, reminders=[{"minutes_before": 30}, {"minutes_before": 10}]
+        engine,
+        event_id,
+        now + timedelta(seconds=1),
+        starts_at=starts,
+        reminders=[{"minutes_before": 30}, {"minutes_before": 10}],
     )
 
     # Then the throttled reminder keeps its attempt, its backoff and its error
@@ -80,7 +84,9 @@ def test_repeated_no_op_patches_cannot_push_retries_past_max_attempts(
 ) -> None:
     starts = now + timedelta(hours=3)
     event_id = create_event(engine, now, starts_at=starts.isoformat(), reminders=[{"minutes_before": 180}])
-    client = FailingFirst(ses_client(notifier_settings(outbox.endpoint)), failures=99, code="ServiceUnavailable", status=503)
+    client = FailingFirst(
+        ses_client(notifier_settings(outbox.endpoint)), failures=99, code="ServiceUnavailable", status=503
+    )
 
     # SES keeps failing, and after every failure a client re-saves the unchanged event
     at = now
@@ -115,7 +121,9 @@ def test_moving_a_reminder_that_waits_to_retry_keeps_its_attempt_count(
     assert (row.status, row.attempts) == ("sent", 2)
 
 
-def test_moving_a_reminder_earlier_does_not_cut_its_backoff_short(engine: Engine, outbox: Outbox, now: datetime) -> None:
+def test_moving_a_reminder_earlier_does_not_cut_its_backoff_short(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
     starts = now + timedelta(hours=2)
     event_id = create_event(engine, now, starts_at=starts.isoformat(), reminders=[{"minutes_before": 120}])
     before = throttled_once(engine, outbox, event_id, now)

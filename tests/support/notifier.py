@@ -3,6 +3,7 @@ emails an endpoint accepted, and an SES client that fails on purpose."""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Callable
@@ -62,9 +63,7 @@ def run(
     mailer = mailer or SesMailer(config.sender_email, client or ses_client(config))
     clock: Clock = at if callable(at) else (lambda: at)
     extra: dict[str, Any] = {"time_left": time_left} if time_left else {}
-    return run_notifier(
-        lambda: db.session_scope(engine), mailer, config, clock=clock, rng=random.Random(0), **extra
-    )
+    return run_notifier(lambda: db.session_scope(engine), mailer, config, clock=clock, rng=random.Random(0), **extra)
 
 
 def create_event(engine: Engine, now: datetime, **fields: Any) -> uuid.UUID:
@@ -114,3 +113,24 @@ class FailingFirst:
         if self.calls <= self.failures:
             raise ses_error(self.code, self.status)
         return self.client.send_email(**kwargs)
+
+
+def metrics_emitted(output: str) -> dict[str, dict[str, Any]]:
+    """The CloudWatch metrics (EMF lines) a run printed: name -> {"values", "dimensions", "namespace"}."""
+    found: dict[str, dict[str, Any]] = {}
+    for line in output.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(document, dict) or "_aws" not in document:
+            continue
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            dimensions = {name: document[name] for names in directive["Dimensions"] for name in names}
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                entry = found.setdefault(
+                    metric["Name"], {"values": [], "dimensions": dimensions, "namespace": directive["Namespace"]}
+                )
+                entry["values"].extend(value if isinstance(value, list) else [value])
+    return found
