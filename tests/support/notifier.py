@@ -4,7 +4,10 @@ emails an endpoint accepted, and an SES client that fails on purpose."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +24,7 @@ from reminders.models import Notification
 from reminders.schemas import EventCreate, EventUpdate
 from reminders.settings import NotifierSettings
 from tests.support import aws
+from tests.support.lambdas import ROOT
 
 OWNER = "owner@example.com"
 
@@ -134,3 +138,43 @@ def metrics_emitted(output: str) -> dict[str, dict[str, Any]]:
                 )
                 entry["values"].extend(value if isinstance(value, list) else [value])
     return found
+
+
+def notifier_process(env: dict[str, str], timeout: float = 30) -> subprocess.Popen[str]:
+    """NotifierFunction invoked once in a child process of its own (as Lambda runs it), configured by
+    ``env`` on top of this process's environment."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.notifier_process", str(timeout)],
+        cwd=ROOT,
+        env={**os.environ, "POWERTOOLS_METRICS_DISABLED": "false", "POWERTOOLS_SERVICE_NAME": "notifier", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finished(process: subprocess.Popen[str], timeout: float = 120) -> tuple[dict[str, Any] | None, str, str]:
+    """Wait for a notifier process: (its JSON result, or None if it printed none; stdout; stderr)."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    result = None
+    for line in stdout.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "sent" in document:
+            result = document
+    return result, stdout, stderr
+
+
+def standin_env(endpoint: str, database_url: str, **settings: Any) -> dict[str, str]:
+    """The environment of a notifier process against ``database_url`` and an SES at ``endpoint``."""
+    return {
+        "DATABASE_URL": database_url,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SENDER_EMAIL": aws.SENDER,
+        **{name.upper(): str(value) for name, value in settings.items()},
+    }

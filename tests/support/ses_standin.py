@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 NS = "http://ses.amazonaws.com/doc/2010-12-01/"
 DEFAULTS: dict[str, Any] = {
@@ -227,3 +229,16 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@pytest.fixture(scope="module")
+def standin_server() -> Iterator[SesStandIn]:
+    with ses_standin() as server:
+        yield server
+
+
+@pytest.fixture
+def standin(standin_server: SesStandIn) -> SesStandIn:
+    """The stand-in, forgetting earlier tests' requests and behaviour (import it into a test module)."""
+    standin_server.reset()
+    return standin_server

@@ -60,8 +60,12 @@ from reminders.settings import NotifierSettings
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 # Tries to store a batch of results over a flaky connection before the run gives up.
 RECORD_ATTEMPTS = 3
-# Each reservation from the shared send rate covers about this much sending.
+# Each reservation from the shared send rate covers about this much sending (and at most one
+# slot per sending thread).
 CHUNK_SECONDS = 0.5
+# A slot not used within this long of its time is dropped: a late send must not crowd the
+# slots after it (another run's, perhaps). Bounds any second's sends to rate x 1.05 + 1.
+LATE_SLOT_SECONDS = 0.05
 # SQLSTATE classes of a database that is going away or full: connection (08), insufficient
 # resources (53, e.g. too many connections), operator intervention (57, e.g. shutting down).
 UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
@@ -161,15 +165,22 @@ class SharedSendRate:
 
     Slots come from the database's token bucket (``reserve_send_slots``) in chunks of about
     ``CHUNK_SECONDS`` of sending, so it costs a round trip per chunk, not per email; the sends of
-    a chunk are spread evenly over it. A throttle from SES slows the shared rate for every run.
+    a chunk are spread evenly over it, and a slot missed by more than ``LATE_SLOT_SECONDS`` is
+    dropped. A throttle from SES slows the shared rate for every run.
     Hand-written: the rate limiters on PyPI are per process, or need Redis.
     """
 
     def __init__(
-        self, sessions: SessionFactory, max_rate: float, stop: _Stop, clock: Callable[[], float] = time.monotonic
+        self,
+        sessions: SessionFactory,
+        max_rate: float,
+        concurrency: int,
+        stop: _Stop,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
         self._max_rate = max_rate
+        self._concurrency = concurrency
         self._rate = max_rate
         self._stop = stop
         self._clock = clock
@@ -185,19 +196,24 @@ class SharedSendRate:
     def acquire(self) -> bool:
         """Wait for this send's slot; False if the run is stopping meanwhile."""
         with self._lock:
-            if not self._slots:
-                self._reserve()
-            slot = self._slots.popleft()
+            while True:
+                if not self._slots:
+                    self._reserve()
+                slot = self._slots.popleft()
+                if self._clock() - slot <= LATE_SLOT_SECONDS:
+                    break
         delay = slot - self._clock()
         if delay > 0 and self._stop.event.wait(delay):
             return False
         return not self._stop.is_set
 
     def _reserve(self) -> None:
-        count = max(1, min(self._unreserved, math.ceil(self._rate * CHUNK_SECONDS)))
+        count = max(1, min(self._unreserved, self._concurrency, math.ceil(self._rate * CHUNK_SECONDS)))
+        asked = self._clock()
         with self._sessions() as session:
             slots = reserve_send_slots(session, count, max_rate=self._max_rate)
-        start = self._clock() + slots.starts_in
+        # The database measured from about halfway through the round trip.
+        start = (asked + self._clock()) / 2 + slots.starts_in
         self._rate = slots.rate
         self._slots.extend(start + i / slots.rate for i in range(slots.count))
         self._unreserved = max(0, self._unreserved - slots.count)
@@ -280,7 +296,7 @@ def run_notifier(
     summary = RunSummary()
     policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
     stop = _Stop()
-    pacer = SharedSendRate(sessions, settings.max_send_rate, stop)
+    pacer = SharedSendRate(sessions, settings.max_send_rate, settings.send_concurrency, stop)
     rng = rng or random.Random()
     rate = settings.max_send_rate
 
