@@ -13,10 +13,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from reminders.clock import utcnow
-from tests.support.notifier import create_event, finished, notifier_process, reset_send_rate, run, standin_env
+from tests.support.notifier import (
+    create_event,
+    delivery_log,
+    email_key,
+    finished,
+    notifier_process,
+    reset_send_rate,
+    run,
+    standin_env,
+)
 from tests.support.ses_standin import SesStandIn, standin, standin_server  # noqa: F401 (fixtures)
 
 CONCURRENCY = 4
@@ -39,25 +48,6 @@ def reminders_due(engine: Engine) -> dict[str, int]:
             reminders=[{"minutes_before": 60}],
         )
     return {f"Launch {n}": RECIPIENTS for n in range(EVENTS)}
-
-
-def email_key(request: dict[str, Any]) -> tuple[str, str]:
-    return request["to"][0], request["subject"].removeprefix("Reminder: ")
-
-
-def delivery_log(engine: Engine) -> dict[tuple[str, str], tuple[str, int]]:
-    """(recipient, event title) -> (status, unconfirmed attempts) of every reminder."""
-    from reminders import db
-    from reminders.models import Event, Notification
-
-    query = select(Notification.recipient, Event.title, Notification.status, Notification.unconfirmed_attempts).join(
-        Event, Event.id == Notification.event_id
-    )
-    with db.session_scope(engine) as session:
-        return {
-            (recipient, title): (status, unconfirmed)
-            for recipient, title, status, unconfirmed in session.execute(query)
-        }
 
 
 def with_status(engine: Engine, status: str) -> set[tuple[str, str]]:

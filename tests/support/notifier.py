@@ -20,7 +20,7 @@ from reminders import db, events
 from reminders.clock import Clock
 from reminders.delivery import RunSummary, run_notifier
 from reminders.mailer import Mailer, SesMailer, ses_client
-from reminders.models import Notification
+from reminders.models import Event, Notification
 from reminders.schemas import EventCreate, EventUpdate
 from reminders.settings import NotifierSettings
 from tests.support import aws
@@ -88,6 +88,24 @@ def rows(engine: Engine, event_id: uuid.UUID | None = None) -> list[Notification
         query = query.where(Notification.event_id == event_id)
     with db.session_scope(engine) as session:
         return list(session.scalars(query))
+
+
+def delivery_log(engine: Engine) -> dict[tuple[str, str], tuple[str, int]]:
+    """(recipient, event title) -> (status, unconfirmed attempts) of every reminder: an email is
+    known by its recipient and its subject, which holds the title."""
+    query = select(Notification.recipient, Event.title, Notification.status, Notification.unconfirmed_attempts).join(
+        Event, Event.id == Notification.event_id
+    )
+    with db.session_scope(engine) as session:
+        return {
+            (recipient, title): (status, unconfirmed)
+            for recipient, title, status, unconfirmed in session.execute(query)
+        }
+
+
+def email_key(request: dict[str, Any]) -> tuple[str, str]:
+    """(recipient, event title) of an email the stand-in SES accepted, as in :func:`delivery_log`."""
+    return request["to"][0], request["subject"].removeprefix("Reminder: ")
 
 
 def reset_send_rate(engine: Engine) -> None:

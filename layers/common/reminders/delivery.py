@@ -100,11 +100,15 @@ def is_database_unavailable(exc: BaseException) -> bool:
 
 
 def describe_database_error(exc: BaseException) -> str:
+    """One line for the log and the summary: the server's SQLSTATE and message, or the driver's
+    error with the socket error behind it."""
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     details = orig.args[0] if orig.args else None
     if isinstance(details, dict):  # pg8000 passes the server's error fields
         return f"{details.get('C', '')} {details.get('M', '')}".strip()
-    return f"{type(orig).__name__}: {orig}"
+    cause = orig.__cause__ or orig.__context__
+    because = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+    return f"{type(orig).__name__}: {orig}{because}"
 
 
 @dataclass
@@ -236,13 +240,17 @@ class SharedSendRate:
 
 class _Recorder:
     """Stores results as they come, every ``record_every`` results or ``record_interval_seconds``
-    after the oldest one not yet stored."""
+    after the oldest one not yet stored. If the database fails, sending stops at once (every
+    email sent from then on would be one whose result cannot be stored) while it tries again."""
 
-    def __init__(self, sessions: SessionFactory, settings: NotifierSettings, clock: Clock, summary: RunSummary) -> None:
+    def __init__(
+        self, sessions: SessionFactory, settings: NotifierSettings, clock: Clock, summary: RunSummary, stop: _Stop
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._clock = clock
         self._summary = summary
+        self._stop = stop
         self.pending: list[DeliveryResult] = []
         self._oldest = 0.0
 
@@ -268,8 +276,11 @@ class _Recorder:
                     written = record_results(session, self.pending, self._clock())
                 break
             except DBAPIError as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                self._stop.database_unavailable(exc)
                 # Emails already left: a dropped connection must not turn them into duplicates.
-                if attempt == RECORD_ATTEMPTS or not is_database_unavailable(exc):
+                if attempt == RECORD_ATTEMPTS:
                     raise
                 time.sleep(0.2 * attempt)
         self._summary.unrecorded += len(self.pending) - written
@@ -326,7 +337,7 @@ def run_notifier(
                 summary.cancelled += claim.cancelled
                 summary.failed += claim.failed
                 batch_started = time.monotonic()
-                recorder = _Recorder(sessions, settings, clock, summary)
+                recorder = _Recorder(sessions, settings, clock, summary, stop)
                 _deliver(
                     claim.to_send,
                     pool,
