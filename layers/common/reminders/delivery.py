@@ -28,13 +28,14 @@ lets it; an unreachable database ends the run with ``database_error`` set, not a
 from __future__ import annotations
 
 import math
+import queue
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,8 +61,7 @@ from reminders.settings import NotifierSettings
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 # Tries to store a batch of results over a flaky connection before the run gives up.
 RECORD_ATTEMPTS = 3
-# Each reservation from the shared send rate covers about this much sending (and at most one
-# slot per sending thread).
+# A reservation from the shared send rate covers at most this much sending.
 CHUNK_SECONDS = 0.5
 # A slot not used within this long of its time is dropped: a late send must not crowd the
 # slots after it (another run's, perhaps). Bounds any second's sends to rate x 1.05 + 1.
@@ -167,10 +167,12 @@ class _Stop:
 class SharedSendRate:
     """Paces this run's sends so that all runs together keep to the account's send rate.
 
-    Slots come from the database's token bucket (``reserve_send_slots``) in chunks of about
-    ``CHUNK_SECONDS`` of sending, so it costs a round trip per chunk, not per email; the sends of
-    a chunk are spread evenly over it, and a slot missed by more than ``LATE_SLOT_SECONDS`` is
-    dropped. A throttle from SES slows the shared rate for every run.
+    Slots come from the database's token bucket (``reserve_send_slots``) in chunks, so it costs
+    a round trip per chunk, not per email; the sends of a chunk are spread evenly over it, and a
+    slot missed by more than ``LATE_SLOT_SECONDS`` is dropped. A chunk starts at one slot per
+    sending thread and doubles while the threads use every slot (up to ``CHUNK_SECONDS`` of
+    sending); it halves when slots go unused (the run sends slower than the account may), so
+    the account's slots are not wasted. A throttle from SES slows the shared rate for every run.
     Hand-written: the rate limiters on PyPI are per process, or need Redis.
     """
 
@@ -191,6 +193,10 @@ class SharedSendRate:
         self._slots: deque[float] = deque()
         # Sends of the current batch that have no slot yet: a chunk never reserves more.
         self._unreserved = 0
+        self._chunk = concurrency
+        self._reservations = 0
+        # Slots that went unused since the last reservation.
+        self._dropped = 0
         self._lock = threading.Lock()
 
     def expect(self, sends: int) -> None:
@@ -206,13 +212,22 @@ class SharedSendRate:
                 slot = self._slots.popleft()
                 if self._clock() - slot <= LATE_SLOT_SECONDS:
                     break
+                # Missed: the send it was for still needs one.
+                self._dropped += 1
+                self._unreserved += 1
         delay = slot - self._clock()
-        if delay > 0 and self._stop.event.wait(delay):
+        # Under a millisecond early is on time (a sleep that short costs more: the GIL's hand-over).
+        if delay > 0.001 and self._stop.event.wait(delay):
             return False
         return not self._stop.is_set
 
     def _reserve(self) -> None:
-        count = max(1, min(self._unreserved, self._concurrency, math.ceil(self._rate * CHUNK_SECONDS)))
+        if self._reservations:
+            resized = self._chunk // 2 if self._dropped else self._chunk * 2
+            self._chunk = max(1, min(resized, max(self._concurrency, math.ceil(self._rate * CHUNK_SECONDS))))
+        self._reservations += 1
+        self._dropped = 0
+        count = max(1, min(self._unreserved, self._chunk))
         asked = self._clock()
         with self._sessions() as session:
             slots = reserve_send_slots(session, count, max_rate=self._max_rate)
@@ -413,6 +428,10 @@ def _deliver(
     pacer.expect(len(batch))
     futures: dict[Future[Outcome], ClaimedNotification] = {pool.submit(send, claimed): claimed for claimed in batch}
     collected: set[Future[Outcome]] = set()
+    # Completed sends, as they complete (concurrent.futures.wait would cost O(batch) per completion).
+    completed: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(completed.put)
 
     def collect(done: Iterable[Future[Outcome]]) -> None:
         for future in done:
@@ -421,10 +440,9 @@ def _deliver(
                 recorder.add(_result(futures[future], *_outcome(future, clock), policy, rng, summary))
 
     try:
-        waiting = set(futures)
-        while waiting:
-            done, waiting = wait(waiting, timeout=recorder.seconds_to_flush(), return_when=FIRST_COMPLETED)
-            collect(done)
+        while len(collected) < len(futures):
+            with suppress(queue.Empty):
+                collect([completed.get(timeout=recorder.seconds_to_flush())])
             if recorder.due():
                 recorder.flush()
         recorder.flush()
