@@ -76,8 +76,12 @@ class NotifierMisconfigured(ValueError):
 
 
 def check_lease(settings: NotifierSettings, seconds_left: float) -> None:
-    """Refuse to run if this run could outlive the lease it puts on the reminders it claims."""
-    if math.isfinite(seconds_left) and settings.lease_seconds <= seconds_left:
+    """Refuse to run if this run could outlive the lease it puts on the reminders it claims.
+
+    The time left at the start stands for the function's timeout (Lambda's are whole seconds;
+    the cold start is not counted in it).
+    """
+    if math.isfinite(seconds_left) and settings.lease_seconds <= math.ceil(seconds_left):
         raise NotifierMisconfigured(
             f"LEASE_SECONDS ({settings.lease_seconds}) must exceed the function's timeout "
             f"({math.ceil(seconds_left)} s): otherwise another run may send the reminders this one is sending"
