@@ -59,14 +59,20 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# text/plain too: browsers send a JSON body as text/plain to avoid a CORS preflight, and so do
+# curl --data-binary users who forget -H; the body must still parse as JSON (else 400).
+JSON_BODY_TYPES = ("application/json", "text/plain")
+
+
 def is_json_media_type(content_type: str) -> bool:
-    """``application/json`` in any case, with or without parameters; a charset, if any, is UTF-8."""
+    """``application/json`` or ``text/plain`` in any case, with or without parameters; a charset,
+    if any, is UTF-8."""
     header = Message()
     header["content-type"] = content_type
     charset = header.get_param("charset")
-    return header.get_content_type() == "application/json" and (
-        not isinstance(charset, str) or charset.lower() in ("utf-8", "utf8")
-    )
+    # Not get_content_type(): it turns a malformed value ("json", ";;;") into text/plain.
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type in JSON_BODY_TYPES and (not isinstance(charset, str) or charset.lower() in ("utf-8", "utf8"))
 
 
 class _JsonBodies(OpenAPIRequestValidationMiddleware):
@@ -100,7 +106,7 @@ def _errors(*statuses: int) -> dict[int, Any]:
         401: "No valid bearer token",
         404: "Unknown event",
         409: "A request with this Idempotency-Key is still in progress; retry",
-        415: "The body is not declared as application/json",
+        415: "The body is not declared as application/json (or text/plain)",
         422: "Invalid input",
         503: "The database is unavailable; retry",
     }

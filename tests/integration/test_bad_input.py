@@ -91,7 +91,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/events", {"query": {"starts_before": "0.5"}}),
     ("GET", "/events", {"query": {"limit": "9" * 5000}}),
     ("GET", "/events", {"query": {"cursor": cursor_of(["2030-01-01T00:00:00Z", 5])}}),
-    ("POST", "/events", {"body": new_event(), "headers": {"Content-Type": "text/plain"}}),
+    ("POST", "/events", {"body": new_event(), "headers": {"Content-Type": "text/csv"}}),
     ("PATCH", "/events/{event}", {"body": {"title": "x"}, "headers": {"Content-Type": "application/xml"}}),
 ]
 
@@ -167,6 +167,8 @@ def test_a_domain_error_keeps_the_connection(api: Any, engine: Engine) -> None:
         "Application/Json",
         "application/json; charset=utf-8",
         "application/json;charset=UTF-8",
+        "text/plain",
+        "TEXT/PLAIN; charset=utf-8",
         None,
     ],
 )
@@ -182,8 +184,8 @@ def test_json_in_any_case_with_or_without_charset_is_accepted(api: Any, content_
 @pytest.mark.parametrize(
     "content_type",
     [
-        "text/plain",
-        "text/plain; charset=utf-8",
+        "text/csv",
+        "text/plain; charset=latin-1",
         "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=x",
         "application/xml",
@@ -196,7 +198,7 @@ def test_json_in_any_case_with_or_without_charset_is_accepted(api: Any, content_
 def test_other_media_types_get_415_and_create_nothing(api: Any, content_type: str) -> None:
     response = api("POST", "/events", body=new_event(), headers={"Content-Type": content_type})
     assert response.status == 415, response
-    assert "application/json" in response.json()["message"]
+    assert "application/json" in response.json()["message"]  # the message names what works
     assert api("GET", "/events").json()["items"] == []
     event = api("POST", "/events", body=new_event()).json()
     patch = api("PATCH", f"/events/{event['id']}", body={"title": "new"}, headers={"Content-Type": content_type})
