@@ -143,7 +143,7 @@ def own_database() -> Iterator[str | None]:
 def test_stopping_during_a_notifier_run_records_every_email_that_went_out(
     workdir: Path, own_database: str | None
 ) -> None:
-    # Given a slow notifier (its send rate set through the settings file) and 40 reminders due now
+    # Given a slow notifier (its send rate set through the settings file) and 20 reminders due now
     settings = workdir / "slow-notifier.json"
     sender = "settings-file@example.org"
     notifier = {"MAX_SEND_RATE": "4", "SEND_CONCURRENCY": "2", "SENDER_EMAIL": sender}
@@ -151,7 +151,7 @@ def test_stopping_during_a_notifier_run_records_every_email_that_went_out(
     runtime = LocalRuntime(TEMPLATE, workdir / "shutdown", own_database, extra_args=["--env-vars", str(settings)])
     runtime.start()
     headers = {"Authorization": f"Bearer {runtime.mint_token('host@example.com')}"}
-    recipients = [f"guest{i}@example.com" for i in range(40)]
+    recipients = [f"guest{i}@example.com" for i in range(20)]
     starts = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()
     body = {"title": "Shutdown", "starts_at": starts, "recipients": recipients, "reminders": [{"minutes_before": 5}]}
     created = requests.post(f"{runtime.api}/events", json=body, headers=headers, timeout=30)
