@@ -55,14 +55,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m devserver",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Each option also reads DEVSERVER_<OPTION> (e.g. DEVSERVER_API_PORT=3100 make run); "
-        "`make run ARGS='--api-port 3100'` passes options too. DATABASE_URL and AWS_ENDPOINT_URL "
-        "replace the embedded PostgreSQL and moto.\n\n"
-        "Function settings (LEASE_SECONDS, MAX_SEND_RATE, LOG_LEVEL, ...): the shell's environment "
-        "does not reach the functions, as on Lambda. Put them in a JSON file in SAM's --env-vars "
-        'shape, {"Parameters": {"NAME": "value"}, "NotifierFunction": {"LEASE_SECONDS": "300"}} '
-        "(Parameters: every function), and pass --env-vars FILE (or DEVSERVER_ENV_VARS=FILE). "
-        "Unlike SAM, variables the template does not declare are set too. Read at start.",
+        epilog=(
+            "Options also read DEVSERVER_<OPTION> (DEVSERVER_API_PORT=3100 make run), and\n"
+            "make run ARGS='--api-port 3100' passes them. DATABASE_URL and AWS_ENDPOINT_URL replace\n"
+            "the embedded PostgreSQL and moto.\n\n"
+            "Function settings (LEASE_SECONDS, MAX_SEND_RATE, LOG_LEVEL, ...): as on Lambda, the shell's\n"
+            "environment does not reach the functions. Put them in a JSON file in SAM's --env-vars shape\n"
+            '  {"Parameters": {"LOG_LEVEL": "DEBUG"}, "NotifierFunction": {"LEASE_SECONDS": "300"}}\n'
+            "(Parameters: every function; a function's own entries win) and pass --env-vars FILE\n"
+            "(or DEVSERVER_ENV_VARS=FILE). Unlike SAM, variables the template does not declare are set\n"
+            "too. The file is read at start."
+        ),
     )
     parser.add_argument(
         "--template", default=env("DEVSERVER_TEMPLATE", str(ROOT / "template.yaml")), help="SAM template to run"
@@ -97,7 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         default=env("DEVSERVER_MIGRATE_FUNCTION", "MigrateFunction"),
         help="function invoked once before ready to migrate the database, when the template has it",
     )
-    parser.add_argument("--no-reload", action="store_true", help="do not restart workers when sources change")
+    parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        default=env("DEVSERVER_NO_RELOAD", "") not in ("", "0"),
+        help="do not restart workers when sources change",
+    )
     parser.add_argument(
         "--no-preload",
         action="store_true",
