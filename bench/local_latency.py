@@ -164,7 +164,7 @@ def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: in
     cpu[over_http] = cpu[in_process] = 0.0
     assert runtime.process is not None
     behind = [psutil.Process(runtime.process.pid)]  # the gateway, and ApiFunction's worker(s)
-    behind += [p for p in behind[0].children(recursive=True) if "functions/api" in " ".join(p.cmdline())]
+    behind += [p for p in behind[0].children(recursive=True) if p.cwd().endswith("functions/api")]  # its CodeUri
     behind_before = sum(sum(p.cpu_times()[:2]) for p in behind)
     for _ in range(rounds):
         # Request by request, the side going first alternating: both meet the same machine load.
