@@ -177,14 +177,16 @@ class FunctionPool:
         self._busy: set[_Worker] = set()
         self._gone: list[_Worker] = []  # stopped ones (their imports still count for the preload)
         self._generation = 0
+        self._starting = 0  # workers being started outside the lock
         self._cond = threading.Condition()
         self._closed = False
 
     def warm(self) -> None:
         """Start one worker now; it imports the handler while the rest of the runtime starts."""
         with self._cond:
-            if not self._idle and not self._busy:
-                self._idle.append(self._start())
+            if self._idle or self._busy or self._starting:
+                return
+        self._add_idle()
 
     def wait_warm(self, deadline: float) -> bool:
         """Wait until the warm workers have imported their handler (before "ready" is printed)."""
@@ -199,7 +201,26 @@ class FunctionPool:
         return list(dict.fromkeys(name for worker in workers for name in worker.modules))
 
     def _start(self) -> _Worker:
-        return _Worker(self.spec, self._env, self._generation, self._zygote)
+        """A new worker, started outside the pool's lock (the zygote may still be preloading)."""
+        with self._cond:
+            self._starting += 1
+            env, generation = self._env, self._generation
+        try:
+            return _Worker(self.spec, env, generation, self._zygote)
+        finally:
+            with self._cond:
+                self._starting -= 1
+                self._cond.notify_all()
+
+    def _add_idle(self) -> None:
+        worker = self._start()
+        with self._cond:
+            keep = not self._closed and worker.generation == self._generation
+            if keep:
+                self._idle.append(worker)
+                self._cond.notify_all()
+        if not keep:
+            worker.stop()
 
     def restart(self, env: dict[str, str]) -> None:
         """Start over with another environment (its workers imported with the wrong one)."""
@@ -213,9 +234,10 @@ class FunctionPool:
             if self._closed:
                 return
             self._generation += 1
-            stale, self._idle = self._idle, [self._start()]
+            stale, self._idle = self._idle, []
         for worker in stale:
             worker.stop()
+        self._add_idle()
 
     def _acquire(self) -> _Worker:
         with self._cond:
@@ -224,13 +246,18 @@ class FunctionPool:
                     raise RuntimeError("runtime is stopping")
                 if self._idle:
                     worker = self._idle.pop()
-                elif len(self._idle) + len(self._busy) < self._max:
-                    worker = self._start()
-                else:
-                    self._cond.wait()
-                    continue
+                    self._busy.add(worker)
+                    return worker
+                if len(self._idle) + len(self._busy) + self._starting < self._max:
+                    break
+                self._cond.wait()
+        worker = self._start()  # scale out, as Lambda does when every environment is busy
+        with self._cond:
+            if not self._closed:
                 self._busy.add(worker)
                 return worker
+        worker.stop()
+        raise RuntimeError("runtime is stopping")
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         with self._cond:

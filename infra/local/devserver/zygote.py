@@ -29,6 +29,9 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
+# How long a worker may wait for the zygote (which may still be preloading) before starting afresh.
+SPAWN_TIMEOUT = 60.0
+
 
 class ForkedProcess:
     """What the runtime needs of a forked worker (the zygote is its parent): Popen's manners, over a pidfd."""
@@ -72,7 +75,9 @@ class Zygote:
     def __init__(self, env: dict[str, str], preload: list[str]) -> None:
         self.env = env
         self._socket, theirs = socket.socketpair()
+        self._socket.settimeout(SPAWN_TIMEOUT)
         self._lock = threading.Lock()
+        self._broken = False
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "devserver.zygote", str(theirs.fileno())],
             env=env,
@@ -93,15 +98,21 @@ class Zygote:
     def can_fork(self, env: dict[str, str]) -> bool:
         """Whether a worker with ``env`` may be forked (its interpreter settings are the zygote's)."""
         ours = {k: v for k, v in self.env.items() if k.startswith("PYTHON")}
-        return ours == {k: v for k, v in env.items() if k.startswith("PYTHON")} and self.process.poll() is None
+        same = ours == {k: v for k, v in env.items() if k.startswith("PYTHON")}
+        return same and not self._broken and self.process.poll() is None
 
     def spawn(self, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[ForkedProcess, int, int]:
         """A worker running ``devserver.bootstrap`` with ``argv``: its process, request and reply fds."""
         request = json.dumps({"argv": argv, "env": env, "cwd": str(cwd)}).encode() + b"\n"
         with self._lock:
-            self._socket.sendall(request)
-            message, fds, _, _ = socket.recv_fds(self._socket, 1024, 3)
+            try:
+                self._socket.sendall(request)
+                message, fds, _, _ = socket.recv_fds(self._socket, 1024, 3)
+            except OSError:
+                self._broken = True  # too slow, or gone: a late answer must not be taken for the next
+                raise
         if len(fds) != 3:
+            self._broken = True
             raise OSError("the zygote did not start the worker")
         to_child, from_child, log = fds
         pid = int(json.loads(message)["pid"])
