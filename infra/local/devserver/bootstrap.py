@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
     own = [code_dir, layer_dir, os.path.dirname(os.path.dirname(__file__))]
     reported = libraries(own)
+    modules_seen = len(sys.modules)
     _write(out_fd, json.dumps({"ready": True, "modules": reported}).encode() + b"\n")
     for line in reader:
         request = json.loads(line)
@@ -99,11 +100,11 @@ def main(argv: list[str] | None = None) -> None:
             except BaseException as exc:
                 traceback.print_exc()
                 header = {"error": _error(exc)}
-        if len(sys.modules) != len(reported):
+        if len(sys.modules) != modules_seen:  # the invocation imported something: a rare event
+            modules_seen = len(sys.modules)
             known = set(reported)
-            now = libraries(own)
-            header["modules"] = [name for name in now if name not in known]
-            reported = now
+            reported = libraries(own)
+            header["modules"] = [name for name in reported if name not in known]
         reply = json.dumps(header).encode() + b"\n" + payload
         sys.stdout.flush()
         sys.stderr.flush()
