@@ -205,6 +205,8 @@ class Gateway:
         context = {k: str(v) for k, v in (policy.get("context") or {}).items()}
         allowed = decisions.get(arn)
         if allowed is None:
+            if len(decisions) >= MAX_CACHED_POLICIES:  # one token over very many paths
+                decisions.clear()
             allowed = decisions[arn] = _allows(policy.get("policyDocument") or {}, arn)
         if not allowed:
             return DENIED, context
