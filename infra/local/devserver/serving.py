@@ -4,9 +4,10 @@ http.server gives each connection a thread and waits on a socket as long as the 
 request that declares more body than it sends, or trickles its headers in a byte at a time,
 would hold that thread forever. Here a whole request (line, headers, body) must arrive within
 ``request_timeout`` seconds of its first byte, an idle keep-alive connection is closed after
-``IDLE_TIMEOUT``, and at most ``MAX_CONNECTIONS`` are served at once. Hand-written: the standard
-library server has only a per-read socket timeout, and no maintained server library gives
-these bounds without replacing the handlers' http.server interface.
+``IDLE_TIMEOUT``, and at most ``MAX_CONNECTIONS`` are served at once. On the hot path, headers
+are read without the email package and each response goes out in one write. Hand-written: the
+standard library server has only a per-read socket timeout, and no maintained server library
+gives these bounds without replacing the handlers' http.server interface.
 """
 
 from __future__ import annotations
