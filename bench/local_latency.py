@@ -84,10 +84,20 @@ class Client:
         self.connection.close()
 
 
-def start(runtime: LocalRuntime) -> float:
+def start(runtime: LocalRuntime, cpu: list[float] | None = None) -> float:
+    """Seconds from the command to "ready"; appends to ``cpu`` what all its processes used meanwhile."""
     began = time.perf_counter()
     runtime.start(timeout=300)
-    return time.perf_counter() - began
+    elapsed = time.perf_counter() - began
+    if cpu is not None and runtime.process is not None:
+        used = 0.0
+        root = psutil.Process(runtime.process.pid)
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                used += times.user + times.system + times.children_user + times.children_system
+        cpu.append(used)
+    return elapsed
 
 
 def create_event(runtime: LocalRuntime) -> str:
@@ -227,12 +237,13 @@ def main() -> None:
         runtime.stop()
         print(f"start to ready, fresh data folder           {fresh:6.2f} s")
         readies: dict[bool, list[float]] = {True: [], False: []}
+        cpus: dict[bool, list[float]] = {True: [], False: []}
         firsts = []
         for restart in range(2 * args.restarts):
             preload = restart % 2 == 1  # alternated; the default (preload) last, for the ratio below
             runtime.extra_args = [] if preload else ["--no-preload"]
             token = runtime.mint_token(EMAIL)  # minted before the start: the first request follows "ready"
-            readies[preload].append(start(runtime))
+            readies[preload].append(start(runtime, cpus[preload]))
             firsts.append(first_request(runtime, token, event_id))
             if restart < 2 * args.restarts - 1:
                 runtime.stop()
@@ -240,6 +251,10 @@ def main() -> None:
         print(f"start to ready, data kept ({args.restarts} starts each, alternated):   goal <= 3 s")
         print(f"  workers forked from the preloading zygote {spread(readies[True], seconds)}")
         print(f"  workers started afresh (--no-preload)     {spread(readies[False], seconds)}")
+        print(
+            f"  CPU to start (all its processes; hardly changed by the machine's other load): zygote "
+            f"{statistics.median(cpus[True]):.2f} s, afresh {statistics.median(cpus[False]):.2f} s, on {os.cpu_count()} cores"
+        )
         print(f"first request after ready (new token)       {spread(firsts, ms)}   goal <= 200 ms")
         # Its console to a file: no reader thread here competing with the client for this process.
         runtime.stop()
