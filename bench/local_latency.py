@@ -251,9 +251,10 @@ def main() -> None:
         print(f"start to ready, data kept ({args.restarts} starts each, alternated):   goal <= 3 s")
         print(f"  workers forked from the preloading zygote {spread(readies[True], seconds)}")
         print(f"  workers started afresh (--no-preload)     {spread(readies[False], seconds)}")
+        zygote_cpu, fresh_cpu = statistics.median(cpus[True]), statistics.median(cpus[False])
         print(
-            f"  CPU to start (all its processes; hardly changed by the machine's other load): zygote "
-            f"{statistics.median(cpus[True]):.2f} s, afresh {statistics.median(cpus[False]):.2f} s, on {os.cpu_count()} cores"
+            f"  CPU to start, all its processes (the machine's other load hardly changes it): "
+            f"zygote {zygote_cpu:.2f} s, afresh {fresh_cpu:.2f} s, on {os.cpu_count()} cores"
         )
         print(f"first request after ready (new token)       {spread(firsts, ms)}   goal <= 200 ms")
         # Its console to a file: no reader thread here competing with the client for this process.
