@@ -253,7 +253,7 @@ def main() -> None:
         print(f"  workers started afresh (--no-preload)     {spread(readies[False], seconds)}")
         zygote_cpu, fresh_cpu = statistics.median(cpus[True]), statistics.median(cpus[False])
         print(
-            f"  CPU to start, all its processes (the machine's other load hardly changes it): "
+            f"  CPU to start, all its processes: "
             f"zygote {zygote_cpu:.2f} s, afresh {fresh_cpu:.2f} s, on {os.cpu_count()} cores"
         )
         print(f"first request after ready (new token)       {spread(firsts, ms)}   goal <= 200 ms")
