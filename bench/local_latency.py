@@ -252,10 +252,6 @@ def main() -> None:
                 firsts[way].append(first_request(runtime, token, event_id))
                 runtime.stop()
         seconds = lambda s: f"{s:.2f} s"  # noqa: E731
-        label = {
-            "zygote": "workers forked from the preloading zygote",
-            "afresh": "workers started afresh (--no-preload)",
-        }
         print(f"start to ready, data kept ({args.restarts} starts each way, alternated):   goal <= 3 s")
         for way in ways:
             print(f"  {WAYS[way]:<41} {spread(readies[way], seconds)}, CPU {statistics.median(cpus[way]):.2f} s")
