@@ -82,7 +82,8 @@ class BoundedServer(ThreadingHTTPServer):
     def answering(self, change: int) -> None:
         with self._answered:
             self._answering += change
-            self._answered.notify_all()
+            if not self._answering:
+                self._answered.notify_all()
 
     def wait_answered(self, timeout: float) -> bool:
         """Wait until every request taken has had its answer written (stopping: after the workers)."""
