@@ -18,6 +18,8 @@ endpoint="http://127.0.0.1:$port"
 image="localstack/localstack:$LOCALSTACK_VERSION"
 services="ses,lambda,events,secretsmanager,sqs,apigateway,logs,iam,sts,cloudformation,s3,sns,cloudwatch"
 project="event-reminders-ci"
+# Its own network: the README's stack (network event-reminders) may be up beside it.
+export COMPOSE_NETWORK="$project"
 started=$(date +%s)
 
 if curl -s -o /dev/null "$endpoint" 2>/dev/null; then
