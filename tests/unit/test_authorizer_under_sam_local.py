@@ -17,8 +17,7 @@ from devserver.issuer import LocalIssuer
 from tests.support.apigw import ApiResponse, rest_event
 from tests.support.lambdas import FakeLambdaContext, load_function
 from tests.unit.test_authorizer import authorize, effect
-# The `issuer` fixture (a local issuer whose JWKS is served over HTTP), shared with test_authorizer.py.
-from tests.unit.test_authorizer import issuer as issuer
+from tests.unit.test_authorizer import issuer as issuer  # the fixture: a local issuer with its JWKS served
 
 BAD_HEADERS = [None, "Basic YW5hOnB3", "Bearer not.a.jwt"]
 
