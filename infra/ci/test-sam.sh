@@ -157,7 +157,7 @@ fi
 
 say "pytest tests/sam against $api"
 CONTRACT_API_URL="$api" CONTRACT_ISSUER_DIR="$issuer_dir" CONTRACT_ISSUER_URL="$issuer" \
-  CONTRACT_RUNTIME="sam local start-api" CONTRACT_GATEWAY_RESPONSES=0 \
+  CONTRACT_RUNTIME="sam local start-api" CONTRACT_GATEWAY_RESPONSES=none \
   .venv/bin/python -m pytest tests/sam -p no:cacheprovider
 rc=$?
 if [ $rc = 0 ] && [ "${SAM_LATENCY:-1}" = 1 ]; then

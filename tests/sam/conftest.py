@@ -3,9 +3,10 @@ LocalStack's API Gateway with the stack deployed into it (make test-localstack).
 
 The tier script sets CONTRACT_API_URL (the API's base URL) and CONTRACT_ISSUER_DIR/CONTRACT_ISSUER_URL
 (the local issuer whose JWKS the deployed authorizer trusts: the tests mint and forge tokens with its
-key). CONTRACT_GATEWAY_RESPONSES=0 says the runtime ignores the template's gateway responses (SAM's
-emulator), so only the status of its own refusals is held to the template's. Without CONTRACT_API_URL
-these tests are skipped, so the main suite never needs Docker.
+key). CONTRACT_GATEWAY_RESPONSES says how much of the template's gateway responses the runtime applies:
+`templates` (API Gateway, make run: status and body), `status` (LocalStack 4.14: their status codes,
+its own JSON body) or `none` (SAM's emulator). Without CONTRACT_API_URL these tests are skipped, so
+the main suite never needs Docker.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ContractApi:
     base_url: str
     issuer: LocalIssuer
     runtime: str
-    gateway_responses: bool
+    gateway_responses: str
     session: requests.Session
     tokens: dict[str, str]
 
@@ -65,7 +66,7 @@ def contract_api() -> Iterator[ContractApi]:
             base_url=base_url.rstrip("/"),
             issuer=issuer,
             runtime=os.environ.get("CONTRACT_RUNTIME", "a deployed runtime"),
-            gateway_responses=os.environ.get("CONTRACT_GATEWAY_RESPONSES", "1") == "1",
+            gateway_responses=os.environ.get("CONTRACT_GATEWAY_RESPONSES", "templates"),
             session=session,
             tokens={user: issuer.mint(user) for user in (ANA, BEN)},
         )
