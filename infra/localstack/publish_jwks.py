@@ -39,7 +39,11 @@ def main() -> int:
     )
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(
-        Bucket=BUCKET, Key=KEY, Body=json.dumps(issuer.jwks()).encode(), ContentType="application/json", ACL="public-read"
+        Bucket=BUCKET,
+        Key=KEY,
+        Body=json.dumps(issuer.jwks()).encode(),
+        ContentType="application/json",
+        ACL="public-read",
     )
     print(f"published the JWKS of {issuer.issuer_url} (key {args.state_dir}) as s3://{BUCKET}/{KEY}")
     return 0

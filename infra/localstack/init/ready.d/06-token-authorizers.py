@@ -133,4 +133,6 @@ if os.environ.get("REMINDERS_AUTHORIZERS", "1") != "0":
     chain = apigw_handlers.preprocess_request
     if not any(getattr(h, "name", "") == TokenAuthorizers.name for h in chain.handlers):
         chain.append(TokenAuthorizers())
-    print("reminders init: REST API TOKEN authorizers run in front of their methods (LocalStack free edition skips them)")
+    print(
+        "reminders init: REST API TOKEN authorizers run in front of their methods (LocalStack free edition skips them)"
+    )
