@@ -3,7 +3,8 @@
 # `docker compose up -d --wait` does, for the compose v2 plugin and Debian's docker-compose v1 alike
 # (v1 has no --wait). Uses infra/docker/compose.local-images.yml when the pinned images can't be had
 # here but infra/docker/build-images.sh's stand-ins exist (LOCAL_IMAGES=1 forces it, =0 forbids it).
-#   infra/docker/up.sh [SERVICE...]      (COMPOSE_PROJECT_NAME, COMPOSE_NETWORK, POSTGRES_PORT, ... as for compose)
+#   infra/docker/up.sh [SERVICE...]      (COMPOSE_PROJECT_NAME, COMPOSE_NETWORK, POSTGRES_PORT, ... as for compose;
+#                                         LAMBDA_RUNTIME_IMAGE_MAPPING: the images LocalStack runs functions in)
 # Stop with `docker compose down` or `docker-compose down` (add -v to drop the database volume).
 set -euo pipefail
 source "$(cd "$(dirname "$0")/../ci" && pwd)/lib.sh"
@@ -35,6 +36,14 @@ case "${LOCAL_IMAGES:-auto}" in
     ;;
 esac
 
+# LAMBDA_RUNTIME_IMAGE_MAPPING, when set, wins over the override file's (a file of its own, last).
+if [ -n "${LAMBDA_RUNTIME_IMAGE_MAPPING:-}" ]; then
+  mkdir -p "$REPO/.local"
+  printf 'services:\n  localstack:\n    environment:\n      LAMBDA_RUNTIME_IMAGE_MAPPING: %s\n' \
+    "$(printf '%s' "$LAMBDA_RUNTIME_IMAGE_MAPPING" | "$REPO/.venv/bin/python" -c 'import json,sys; print(json.dumps(sys.stdin.read()))' 2>/dev/null \
+      || python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')" >"$REPO/.local/compose.lambda-images.yml"
+  files+=(-f .local/compose.lambda-images.yml)
+fi
 say "$compose ${files[*]} up -d $*"
 $compose "${files[@]}" up -d "$@"
 for id in $($compose "${files[@]}" ps -q "$@"); do

@@ -53,5 +53,5 @@ print(f"MigrateFunction ran inside LocalStack: {answer}", file=sys.stderr)
 api = outputs["ApiUrl"]  # https://<id>.execute-api.localhost.localstack.cloud:4566/<stage>
 api_id, stage = api.split("//")[1].split(".")[0], api.rstrip("/").rsplit("/", 1)[1]
 import os
-print(f"{os.environ['AWS_ENDPOINT_URL']}/restapis/{api_id}/{stage}/_user_request_")
+print(f"{os.environ['AWS_ENDPOINT_URL']}/_aws/execute-api/{api_id}/{stage}")
 PY
