@@ -52,7 +52,11 @@ def test_localstack_mounts_the_init_hooks_that_exist() -> None:
     volumes = load(ROOT / "docker-compose.yml")["services"]["localstack"]["volumes"]
     hooks = [v.split(":")[0] for v in volumes if v.split(":")[1] == "/etc/localstack/init/ready.d"]
     assert hooks, volumes
-    assert sorted(p.name for p in (ROOT / hooks[0]).glob("*.py")) == ["05-lambda-runtime.py", "06-token-authorizers.py", "10-reminders.py"]
+    assert sorted(p.name for p in (ROOT / hooks[0]).glob("*.py")) == [
+        "05-lambda-runtime.py",
+        "06-token-authorizers.py",
+        "10-reminders.py",
+    ]
 
 
 def compose_commands() -> list[list[str]]:
