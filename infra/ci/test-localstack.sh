@@ -184,11 +184,14 @@ else
 fi
 step "verify LocalStack (health, init hooks, sender identity)" verify_localstack || exit 1
 
-say "part 1: pytest -m 'not e2e' tests/integration with AWS_ENDPOINT_URL=$endpoint"
+# Left out: what LocalStack's free edition does not emulate (they run against moto in `make test`).
+not_emulated=(tests/integration/test_smoke_user_pool.py)  # Cognito user pools
+say "part 1: pytest -m 'not e2e' tests/integration with AWS_ENDPOINT_URL=$endpoint (left out, no Cognito in LocalStack: ${not_emulated[*]})"
 part1_started=$(date +%s)
-AWS_ENDPOINT_URL="$endpoint" "$REPO/.venv/bin/python" -m pytest -m "not e2e" tests/integration -p no:cacheprovider
+AWS_ENDPOINT_URL="$endpoint" "$REPO/.venv/bin/python" -m pytest -m "not e2e" tests/integration -p no:cacheprovider \
+  $(printf -- '--ignore=%s ' "${not_emulated[@]}")
 rc=$?
-part1="tests/integration $( [ $rc = 0 ] && echo passed || echo "FAILED (pytest exit $rc)") in $(( $(date +%s) - part1_started ))s"
+part1="tests/integration $( [ $rc = 0 ] && echo passed || echo "FAILED (pytest exit $rc)") in $(( $(date +%s) - part1_started ))s (without ${not_emulated[*]}: Cognito)"
 
 part2="not run"
 functions="no ($functions_why)"

@@ -2,7 +2,8 @@
 # Deploy template.yaml into a running LocalStack (README "With Docker"; infra/ci/test-localstack.sh):
 # publish make run's issuer JWKS, `sam deploy --config-env localstack` the build that
 # infra/docker/sam_local_template.py + `sam build` made for this machine's architecture, and invoke
-# MigrateFunction inside LocalStack. Prints the API's URL on LocalStack's gateway as its last line.
+# MigrateFunction inside LocalStack (its free edition deploys the template's DatabaseMigrations custom
+# resource as a placeholder and never calls the function for it). Prints the API's URL last.
 #   AWS_ENDPOINT_URL=http://127.0.0.1:4566 infra/localstack/deploy.sh [BUILT_TEMPLATE]
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
