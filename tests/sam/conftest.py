@@ -22,8 +22,9 @@ import requests
 
 from devserver.issuer import LocalIssuer
 
-# Each request may start up to two Lambda containers on a cold runtime; a minute is generous.
-TIMEOUT_SECONDS = 60
+# A request may start two Lambda containers (authorizer, API) on a cold runtime; on a loaded 2-core
+# machine LocalStack alone may give each a minute to start (LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT).
+TIMEOUT_SECONDS = 150
 ANA, BEN = "ana@example.com", "ben@example.com"
 
 
