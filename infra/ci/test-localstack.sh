@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test-localstack`: our code against LocalStack 4.14.0, in two parts.
-#   1. tests/integration (not e2e) with AWS_ENDPOINT_URL: the handlers in pytest, LocalStack's SES and
-#      Secrets Manager behind them.
+#   1. the tests/integration tests that talk to AWS (infra/ci/pytest_aws_only.py; the rest use no AWS
+#      service and run in `make test`), with AWS_ENDPOINT_URL: the handlers in pytest, LocalStack's SES
+#      and Secrets Manager behind them.
 #   2. (compose mode) the stack deployed into LocalStack, with our functions running inside it: sam build
 #      + infra/localstack/deploy.sh (sam deploy, migrations by MigrateFunction), then tests/sam through
 #      LocalStack's API Gateway (its Lambda runs the token authorizer and ApiFunction), and the
@@ -186,12 +187,12 @@ step "verify LocalStack (health, init hooks, sender identity)" verify_localstack
 
 # Left out: what LocalStack's free edition does not emulate (they run against moto in `make test`).
 not_emulated=(tests/integration/test_smoke_user_pool.py)  # Cognito user pools
-say "part 1: pytest -m 'not e2e' tests/integration with AWS_ENDPOINT_URL=$endpoint (left out, no Cognito in LocalStack: ${not_emulated[*]})"
+say "part 1: the tests/integration tests that talk to AWS, with AWS_ENDPOINT_URL=$endpoint (left out, no Cognito in LocalStack: ${not_emulated[*]})"
 part1_started=$(date +%s)
-AWS_ENDPOINT_URL="$endpoint" "$REPO/.venv/bin/python" -m pytest -m "not e2e" tests/integration -p no:cacheprovider \
-  $(printf -- '--ignore=%s ' "${not_emulated[@]}")
+AWS_ENDPOINT_URL="$endpoint" PYTHONPATH="$REPO/infra/ci${PYTHONPATH:+:$PYTHONPATH}" "$REPO/.venv/bin/python" -m pytest \
+  -p pytest_aws_only -m "not e2e" tests/integration -p no:cacheprovider $(printf -- '--ignore=%s ' "${not_emulated[@]}")
 rc=$?
-part1="tests/integration $( [ $rc = 0 ] && echo passed || echo "FAILED (pytest exit $rc)") in $(( $(date +%s) - part1_started ))s (without ${not_emulated[*]}: Cognito)"
+part1="tests/integration's AWS tests $( [ $rc = 0 ] && echo passed || echo "FAILED (pytest exit $rc)") in $(( $(date +%s) - part1_started ))s (without ${not_emulated[*]}: Cognito)"
 
 part2="not run"
 functions="no ($functions_why)"
