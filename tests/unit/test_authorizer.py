@@ -31,14 +31,14 @@ class JwksServer:
         self.keys: list[dict[str, Any]] = []
 
 
-@pytest.fixture
-def jwks_server() -> JwksServer:
-    return JwksServer()
+SERVERS: dict[int, JwksServer] = {}  # id(issuer) -> its JWKS endpoint's state
 
 
 @pytest.fixture
-def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jwks_server: JwksServer) -> Iterator[LocalIssuer]:
+def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIssuer]:
+    """A local issuer whose JWKS is served over HTTP (other test modules import this fixture alone)."""
     holder: dict[str, LocalIssuer] = {}
+    jwks_server = JwksServer()
 
     class Jwks(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -63,9 +63,16 @@ def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jwks_server: JwksSer
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("JWKS_URL", f"http://127.0.0.1:{server.server_port}/jwks.json")
     auth.reset_cache()
+    SERVERS[id(holder["issuer"])] = jwks_server
     yield holder["issuer"]
+    del SERVERS[id(holder["issuer"])]
     server.shutdown()
     auth.reset_cache()
+
+
+@pytest.fixture
+def jwks_server(issuer: LocalIssuer) -> JwksServer:
+    return SERVERS[id(issuer)]
 
 
 def authorize(header: str | None) -> dict[str, Any]:
