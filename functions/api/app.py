@@ -10,23 +10,25 @@ import binascii
 import json
 from dataclasses import dataclass
 from email.message import Message
+from functools import lru_cache
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reminders import events, idempotency
+from reminders import events
 from reminders.clock import utcnow
 from reminders.db import DatabaseConfigError, is_unavailable, session_scope
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.observability import logger, metrics, tracer
 from reminders.schemas import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
     ErrorOut,
     EventCreate,
     EventOut,
@@ -86,14 +88,6 @@ class _JsonBodies(OpenAPIRequestValidationMiddleware):
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 app._request_validation_middleware = _JsonBodies()
-# One description of the document, for both /swagger and /openapi.json.
-app.configure_openapi(
-    title="Event reminders API",
-    version="1.1.0",
-    description="Create events with recipients and reminders; reminders are emailed when due.",
-    security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT", description="An ID token from the issuer")},
-)
-app.enable_swagger(path="/swagger")
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 DOCUMENT: dict[str, Any] = {"type": "object"}
@@ -218,7 +212,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=idempotency.MAX_KEY_LENGTH,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
         description="Retry-safe creation: the same key and body within 24 h return the first response again",
     ),
 ]
@@ -242,6 +236,9 @@ def create_event(body: Annotated[EventCreate, Body()], idempotency_key: Idempote
         if idempotency_key is None:
             out, replayed = create(), False
         else:
+            # Imported here: Powertools' idempotency package loads boto3 (for its DynamoDB store).
+            from reminders import idempotency
+
             out, replayed = idempotency.respond_once(
                 session,
                 caller=who.owner,
@@ -343,12 +340,27 @@ def list_notifications(event_id: EventId) -> NotificationList:
 
 def _base_path() -> str:
     """The stage prefix when the request's URL has one (API Gateway's own URL, not a custom domain
-    or SAM local): the same servers entry Powertools gives /swagger."""
+    or SAM local): the servers entry of the document, as Powertools gives its own Swagger UI."""
     context = app.current_event.request_context
     stage = context.stage
     if stage and stage != "$default" and context.path.startswith(f"/{stage}"):
         return f"/{stage}"
     return ""
+
+
+@lru_cache(maxsize=4)
+def _openapi_json(base_path: str) -> str:
+    """The OpenAPI document, built when first asked for: Powertools' OpenAPI models (about a fifth
+    of the cold import) are loaded here, not at start-up; no other route needs them."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+
+    app.configure_openapi(
+        title="Event reminders API",
+        version="1.1.0",
+        description="Create events with recipients and reminders; reminders are emailed when due.",
+        security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT", description="An ID token from the issuer")},
+    )
+    return app.get_openapi_json_schema(servers=[Server(url=base_path or "/")])
 
 
 @app.get(
@@ -357,11 +369,29 @@ def _base_path() -> str:
     responses={200: {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": DOCUMENT}}}},
 )
 def openapi_document() -> Response[str]:
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(servers=[Server(url=_base_path() or "/")]),
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_openapi_json(_base_path()))
+
+
+@app.get("/swagger", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    """Powertools' Swagger UI page over the same document (``?format=json``: the document itself).
+    Routed here rather than by ``app.enable_swagger``, which loads the OpenAPI models at start-up."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui as assets
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
+    document = _openapi_json(_base_path())
+    if (app.current_event.query_string_parameters or {}).get("format") == "json":
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
+    folder = FilePath(assets.__file__).parent
+    page = generate_swagger_html(
+        # "</" escaped: the document is inlined in a <script> element.
+        document.replace("</", "<\\/"),
+        (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (folder / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        swagger_base_url="",
+        oauth2_config=None,
     )
+    return Response(status_code=200, content_type=content_types.TEXT_HTML, body=page)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

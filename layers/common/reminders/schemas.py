@@ -31,6 +31,8 @@ MAX_RECIPIENTS = 50
 MAX_REMINDERS = 10
 MAX_MINUTES_BEFORE = 43_200  # 30 days
 DEFAULT_REMINDERS = (5,)
+# The Idempotency-Key header (reminders.idempotency).
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 # RFC 3339 section 5.6 (a space for the T, as its note allows; any case): no bare numbers, no
