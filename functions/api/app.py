@@ -22,9 +22,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reminders import events
+from reminders import events, snapstart
 from reminders.clock import utcnow
-from reminders.db import DatabaseConfigError, is_unavailable, session_scope
+from reminders.db import DatabaseConfigError, dispose_engine, is_unavailable, session_scope
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.observability import logger, metrics, tracer
 from reminders.schemas import (
@@ -399,3 +399,20 @@ def swagger_ui() -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+# SnapStart (template.yaml): the snapshot holds no connection and has loaded what only some requests
+# import; an environment restored from it starts with a new engine and re-reads its settings and
+# the database secret (both may have changed since the snapshot was taken).
+SNAPSHOT_PRELOAD = (
+    "reminders.idempotency",
+    "pg8000",
+    "sqlalchemy.dialects.postgresql.pg8000",
+    "aws_lambda_powertools.utilities.parameters",
+    "aws_lambda_powertools.event_handler.openapi.models",
+    "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+)
+snapstart.register(
+    before_snapshot=[lambda: snapstart.preload(SNAPSHOT_PRELOAD), dispose_engine],
+    after_restore=[dispose_engine],
+)

@@ -301,17 +301,24 @@ def _no_delay(dbapi_connection: Any, _record: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _discard_unless_server_reported(context: ExceptionContext) -> None:
+def _discard_unless_server_reported(context: ExceptionContext) -> OperationalError | None:
     """Invalidate the connection after any error during a statement that the server did not report.
 
     A server error (it has a SQLSTATE) arrives in step: pg8000 reads up to ReadyForQuery before
     raising it. Anything else (OverflowError converting a parameter, a broken socket, a bug) may
     leave replies unread, so that connection must never run another statement.
+
+    pg8000 lets the socket's own errors through (a read timeout is a bare TimeoutError): those
+    become SQLAlchemy's OperationalError, which callers already read as "the database is unavailable".
     """
-    if sqlstate(context.original_exception) is None:
+    original = context.original_exception
+    if sqlstate(original) is None:
         context.is_disconnect = True
         # Only this connection: the others in the pool are in a known state.
         context.invalidate_pool_on_disconnect = False
+    if isinstance(original, OSError) and context.sqlalchemy_exception is None:
+        return OperationalError(context.statement, context.parameters, original, connection_invalidated=True)
+    return None
 
 
 def _connect_with_current_credentials(credentials: Callable[[bool], dict[str, str]]) -> Callable[..., Any]:
