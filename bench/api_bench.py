@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,6 +143,8 @@ def side_by_side(handler: Callable[[], object], raw: Callable[[], object], round
 
 def warm(rounds: int, n: int) -> None:
     os.environ.update(BASE_ENV)
+    # Powertools says so once per process on a GET (no metric added); not a figure.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     from reminders import db, migrate
     from tests.support.apigw import rest_event
     from tests.support.lambdas import FakeLambdaContext, load_function
