@@ -32,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The embedded PostgreSQL's helper says this as root; not a figure.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 # The Lambda's configuration, less what needs AWS: tracing is off outside Lambda (as Powertools
 # decides for itself), metrics are on (their output is captured, not printed).

@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The embedded PostgreSQL's helper says this as root; not a figure.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 from sqlalchemy import URL, Engine, create_engine, event, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
