@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check test-localstack test-sam
+.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check smoke test-localstack test-sam fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test-fast: $(STAMP)
 test-embedded: $(STAMP)
 	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -m "not slow" tests/integration/test_migrations.py \
 		tests/integration/test_api.py tests/integration/test_notifier.py
+
+# Schemathesis over the live /openapi.json of the local runtime, a larger run than `make test`'s
+# (FUZZ_MAX_EXAMPLES per operation and generation mode); prints requests sent and server errors.
+FUZZ_MAX_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest -s tests/e2e/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -61,6 +67,12 @@ check: $(STAMP) $(SAM)
 	@# Its own build dir: .aws-sam/build stays what `sam build` made for deploy or sam local.
 	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --cached --parallel \
 		--build-dir .aws-sam/check/build --cache-dir .aws-sam/check/cache
+
+# After `sam deploy`: a Cognito user, an event whose reminder is due in a minute, wait for it to be
+# sent, clean up (infra/aws/smoke.py; your AWS credentials). TOKEN=... instead of a user pool user.
+smoke: $(STAMP)
+	@test -n "$(URL)" || { echo "usage: make smoke URL=<the stack's ApiUrl output>" >&2; exit 2; }
+	$(BIN)/python infra/aws/smoke.py --url "$(URL)"
 
 # With Docker (README "With Docker"); each prints what it ran. infra/ci/tiers.sh runs both for CI.
 # Integration tests against LocalStack 4.14.0: compose when Docker runs and the image is here, else host mode.

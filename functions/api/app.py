@@ -7,22 +7,24 @@ Errors become HTTP statuses in the exception handlers below and nowhere else.
 # No "from __future__ import annotations": Powertools reads the route signatures at run time.
 
 import binascii
+import json
 from dataclasses import dataclass
+from email.message import Message
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from reminders import events
+from reminders import events, idempotency
 from reminders.clock import utcnow
-from reminders.db import DatabaseConfigError, session_scope
-from reminders.errors import InvalidInput, NotFound
+from reminders.db import DatabaseConfigError, is_unavailable, session_scope
+from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.observability import logger, metrics, tracer
 from reminders.schemas import (
     ErrorOut,
@@ -32,22 +34,86 @@ from reminders.schemas import (
     EventUpdate,
     NotificationList,
     NotificationOut,
+    Timestamp,
 )
+from reminders.settings import api_settings
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+class BodyNotJson(Exception):
+    """The request body is not parseable JSON (syntax, nesting, numbers beyond Python's limits)."""
+
+
+class UnsupportedMediaType(Exception):
+    """A request body declared as something other than JSON."""
+
+
+def parse_json_body(text: str) -> Any:
+    """JSON as RFC 8259 has it: no NaN/Infinity; any nesting or integer size is a 400, not a crash."""
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError):  # ValueError covers JSONDecodeError and the int-digits limit
+        raise BodyNotJson from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# text/plain too: browsers send a JSON body as text/plain to avoid a CORS preflight, and so do
+# curl --data-binary users who forget -H; the body must still parse as JSON (else 400).
+JSON_BODY_TYPES = ("application/json", "text/plain")
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or ``text/plain`` in any case, with or without parameters; a charset,
+    if any, is UTF-8."""
+    header = Message()
+    header["content-type"] = content_type
+    charset = header.get_param("charset")
+    # Not get_content_type(): it turns a malformed value ("json", ";;;") into text/plain.
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type in JSON_BODY_TYPES and (not isinstance(charset, str) or charset.lower() in ("utf-8", "utf8"))
+
+
+class _JsonBodies(OpenAPIRequestValidationMiddleware):
+    # Powertools would parse form and multipart bodies too, and match "application/json" case-sensitively.
+    def _get_body(self, app: Any) -> Any:
+        content_type = app.current_event.headers.get("content-type")
+        if content_type and not is_json_media_type(content_type):
+            raise UnsupportedMediaType
+        return app.current_event.json_body
+
+
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+app._request_validation_middleware = _JsonBodies()
 # One description of the document, for both /swagger and /openapi.json.
 app.configure_openapi(
     title="Event reminders API",
-    version="1.0.0",
+    version="1.1.0",
     description="Create events with recipients and reminders; reminders are emailed when due.",
+    security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT", description="An ID token from the issuer")},
 )
 app.enable_swagger(path="/swagger")
 
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+DOCUMENT: dict[str, Any] = {"type": "object"}
 EventId = Annotated[str, Path(description="The event's id (a UUID)")]
-NOT_FOUND: dict[int, Any] = {
-    404: {"description": "Unknown event", "content": {"application/json": {"model": ErrorOut}}}
-}
-INVALID: dict[int, Any] = {422: {"description": "Invalid input", "content": {"application/json": {"model": ErrorOut}}}}
+
+
+def _errors(*statuses: int) -> dict[int, Any]:
+    descriptions = {
+        400: "The body is not JSON",
+        401: "No valid bearer token",
+        404: "Unknown event",
+        409: "A request with this Idempotency-Key is still in progress; retry",
+        415: "The body is not declared as application/json (or text/plain)",
+        422: "Invalid input",
+        503: "The database is unavailable; retry",
+    }
+    return {
+        status: {"description": descriptions[status], "content": {"application/json": {"model": ErrorOut}}}
+        for status in statuses
+    }
 
 
 def ok(model: type[Any], description: str = "OK", status: int = 200) -> dict[int, Any]:
@@ -76,6 +142,11 @@ def caller() -> Caller:
     return Caller(owner=str(principal), email=str(email) if email else None)
 
 
+def sessions() -> Any:
+    """A database session with the API's settings (timeouts under API Gateway's 29 s)."""
+    return session_scope(settings=api_settings)
+
+
 def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> Response[Any]:
     body: dict[str, Any] = {"statusCode": status, "message": message}
     if detail is not None:
@@ -95,8 +166,13 @@ def _not_found(exc: NotFound) -> Response[Any]:
 
 @app.exception_handler(InvalidInput)
 def _invalid(exc: InvalidInput) -> Response[Any]:
-    loc = ["body" if exc.field != "cursor" else "query", exc.field] if exc.field else []
+    loc = [exc.location, exc.field] if exc.field else []
     return _error(422, exc.message, [{"loc": loc, "type": "value_error", "msg": exc.message}])
+
+
+@app.exception_handler(Conflict)
+def _conflict(exc: Conflict) -> Response[Any]:
+    return _error(409, exc.message)
 
 
 @app.exception_handler(RequestValidationError)
@@ -106,9 +182,14 @@ def _request_invalid(exc: RequestValidationError) -> Response[Any]:
     return _error(422, "request is invalid", detail)
 
 
-@app.exception_handler([UnicodeDecodeError, binascii.Error])
+@app.exception_handler([BodyNotJson, UnicodeDecodeError, binascii.Error])
 def _undecodable_body(exc: Exception) -> Response[Any]:
     return _error(400, "request body is not UTF-8 JSON")
+
+
+@app.exception_handler(UnsupportedMediaType)
+def _unsupported_media_type(exc: UnsupportedMediaType) -> Response[Any]:
+    return _error(415, "send the body as JSON with 'Content-Type: application/json'")
 
 
 @app.exception_handler(DatabaseConfigError)
@@ -121,49 +202,82 @@ def _database_misconfigured(exc: DatabaseConfigError) -> Response[Any]:
 def _map_errors(exc: Exception) -> Response[Any]:
     if isinstance(exc, ServiceError):  # Powertools' own 4xx (unknown route, ...)
         return _error(exc.status_code, str(exc.msg))
-    if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        logger.error(
-            "database unavailable", extra={"error": str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)}
-        )
+    if is_unavailable(exc):
+        logger.error("database unavailable", extra={"error": f"{type(exc).__name__}: {exc}"[:500]})
         return _error(503, "database unavailable, try again shortly")
+    # A domain error that reached us wrapped (Powertools' idempotency wraps what its store raises).
+    cause = exc.__cause__
+    if isinstance(cause, NotFound | InvalidInput | DatabaseConfigError):
+        return _map_errors(cause)
     logger.exception("unhandled error")
     return _error(500, "internal error")
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=idempotency.MAX_KEY_LENGTH,
+        description="Retry-safe creation: the same key and body within 24 h return the first response again",
+    ),
+]
 
 
 @app.post(
     "/events",
     summary="Create an event",
-    responses={**ok(EventOut, "Created", 201), **INVALID},
+    security=BEARER,
+    responses={**ok(EventOut, "Created", 201), **_errors(400, 401, 409, 415, 422, 503)},
 )
 @tracer.capture_method
-def create_event(body: Annotated[EventCreate, Body()]) -> Response[EventOut]:
-    with session_scope() as session:
-        who = caller()
-        event = events.create_event(session, who.owner, body, utcnow(), default_recipient=who.email)
-        out = EventOut.model_validate(event)
-    metrics.add_metric(name="EventsCreated", unit="Count", value=1)
+def create_event(body: Annotated[EventCreate, Body()], idempotency_key: IdempotencyKey = None) -> Response[EventOut]:
+    who = caller()
+    with sessions() as session:
+
+        def create() -> dict[str, Any]:
+            event = events.create_event(session, who.owner, body, utcnow(), default_recipient=who.email)
+            return EventOut.model_validate(event).model_dump(mode="json")
+
+        if idempotency_key is None:
+            out, replayed = create(), False
+        else:
+            out, replayed = idempotency.respond_once(
+                session,
+                caller=who.owner,
+                key=idempotency_key,
+                request=body.model_dump(mode="json"),
+                respond=create,
+                lambda_context=app.lambda_context,
+            )
+    if not replayed:
+        metrics.add_metric(name="EventsCreated", unit="Count", value=1)
+    headers = {"Location": f"/events/{out['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
     return Response(
-        status_code=201,
-        content_type=content_types.APPLICATION_JSON,
-        body=out,
-        headers={"Location": f"/events/{out.id}"},
+        status_code=201, content_type=content_types.APPLICATION_JSON, body=EventOut.model_validate(out), headers=headers
     )
 
 
-@app.get("/events", summary="List events by start time", responses={**ok(EventPage), **INVALID})
+@app.get(
+    "/events",
+    summary="List events by start time",
+    security=BEARER,
+    responses={**ok(EventPage), **_errors(401, 422, 503)},
+)
 @tracer.capture_method
 def list_events(
-    starts_after: Annotated[AwareDatetime | None, Query(description="Only events starting after this")] = None,
-    starts_before: Annotated[AwareDatetime | None, Query(description="Only events starting before this")] = None,
+    starts_after: Annotated[Timestamp | None, Query(description="Only events starting after this (RFC 3339)")] = None,
+    starts_before: Annotated[Timestamp | None, Query(description="Only events starting before this (RFC 3339)")] = None,
     limit: Annotated[int, Query(ge=1, le=events.MAX_PAGE_SIZE)] = events.DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")] = None,
 ) -> EventPage:
-    with session_scope() as session:
+    who = caller()
+    with sessions() as session:
         page, next_cursor = events.list_events(
             session,
-            caller().owner,
+            who.owner,
             starts_after=starts_after,
             starts_before=starts_before,
             limit=limit,
@@ -172,50 +286,81 @@ def list_events(
         return EventPage(items=[EventOut.model_validate(e) for e in page], next_cursor=next_cursor)
 
 
-@app.get("/events/<event_id>", summary="Read an event", responses={**ok(EventOut), **NOT_FOUND, **INVALID})
+@app.get(
+    "/events/<event_id>",
+    summary="Read an event",
+    security=BEARER,
+    responses={**ok(EventOut), **_errors(401, 404, 422, 503)},
+)
 @tracer.capture_method
 def get_event(event_id: EventId) -> EventOut:
-    with session_scope() as session:
-        return EventOut.model_validate(events.get_event(session, caller().owner, event_id))
+    who = caller()
+    with sessions() as session:
+        return EventOut.model_validate(events.get_event(session, who.owner, event_id))
 
 
-@app.patch("/events/<event_id>", summary="Change an event", responses={**ok(EventOut), **NOT_FOUND, **INVALID})
+@app.patch(
+    "/events/<event_id>",
+    summary="Change an event",
+    security=BEARER,
+    responses={**ok(EventOut), **_errors(400, 401, 404, 415, 422, 503)},
+)
 @tracer.capture_method
 def update_event(event_id: EventId, body: Annotated[EventUpdate, Body()]) -> EventOut:
-    with session_scope() as session:
-        return EventOut.model_validate(events.update_event(session, caller().owner, event_id, body, utcnow()))
+    who = caller()
+    with sessions() as session:
+        return EventOut.model_validate(events.update_event(session, who.owner, event_id, body, utcnow()))
 
 
 @app.delete(
     "/events/<event_id>",
     summary="Delete an event and cancel its pending reminders",
-    responses={204: {"description": "Deleted"}, **NOT_FOUND, **INVALID},
+    security=BEARER,
+    # "content": {} keeps Powertools from documenting a JSON body: a 204 has none.
+    responses={204: {"description": "Deleted", "content": {}}, **_errors(401, 404, 422, 503)},
 )
 @tracer.capture_method
 def delete_event(event_id: EventId) -> Response[None]:
-    with session_scope() as session:
-        events.delete_event(session, caller().owner, event_id, utcnow())
+    who = caller()
+    with sessions() as session:
+        events.delete_event(session, who.owner, event_id, utcnow())
     return Response(status_code=204, body=None)
 
 
 @app.get(
     "/events/<event_id>/notifications",
     summary="An event's reminder deliveries",
-    responses={**ok(NotificationList), **NOT_FOUND, **INVALID},
+    security=BEARER,
+    responses={**ok(NotificationList), **_errors(401, 404, 422, 503)},
 )
 @tracer.capture_method
 def list_notifications(event_id: EventId) -> NotificationList:
-    with session_scope() as session:
-        rows = events.list_event_notifications(session, caller().owner, event_id)
+    who = caller()
+    with sessions() as session:
+        rows = events.list_event_notifications(session, who.owner, event_id)
         return NotificationList(items=[NotificationOut.model_validate(n) for n in rows])
 
 
-@app.get("/openapi.json", summary="This OpenAPI document")
+def _base_path() -> str:
+    """The stage prefix when the request's URL has one (API Gateway's own URL, not a custom domain
+    or SAM local): the same servers entry Powertools gives /swagger."""
+    context = app.current_event.request_context
+    stage = context.stage
+    if stage and stage != "$default" and context.path.startswith(f"/{stage}"):
+        return f"/{stage}"
+    return ""
+
+
+@app.get(
+    "/openapi.json",
+    summary="This OpenAPI document",
+    responses={200: {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": DOCUMENT}}}},
+)
 def openapi_document() -> Response[str]:
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(),
+        body=app.get_openapi_json_schema(servers=[Server(url=_base_path() or "/")]),
     )
 
 

@@ -54,6 +54,12 @@ def test_secret_fields_can_be_overridden_for_rds_managed_secrets() -> None:
         db.url_from_secret({"username": "app", "password": "pw"}, DatabaseSettings(db_secret_arn="arn:x"))
 
 
+def test_a_secret_host_that_is_a_path_is_a_unix_socket_directory() -> None:
+    url = db.url_from_secret({"username": "app", "password": "pw", "host": "/tmp/pg/", "port": 5433, "dbname": "r"})
+    assert (url.host, url.port, url.database) == (None, None, "r")
+    assert url.query["unix_sock"] == "/tmp/pg/.s.PGSQL.5433"
+
+
 def test_tls_modes_follow_libpq() -> None:
     assert db.ssl_context("disable") is None
     required = db.ssl_context("require")
@@ -76,9 +82,14 @@ def test_sslmode_comes_from_the_url_or_the_secret_default() -> None:
 def test_api_reads_the_database_secret_from_secrets_manager(
     engine: Engine, database_url: str, aws_env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A TCP server's host, or, for the embedded server (a Unix socket only), the socket's directory:
+    # as with libpq, a host that is an absolute path names a socket directory.
     url = db.normalize_url(database_url)
-    if not url.host:
-        pytest.skip("the embedded PostgreSQL listens on a Unix socket only; a secret names a host")
+    host, port = url.host, url.port or 5432
+    unix_sock = url.query.get("unix_sock")
+    if isinstance(unix_sock, str):
+        directory, _, name = unix_sock.rpartition("/")
+        host, port = directory, int(name.rsplit(".", 1)[-1])
     secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=aws_env)
     arn = secrets.create_secret(
         Name=f"reminders-test-{uuid.uuid4().hex[:8]}",
@@ -86,8 +97,8 @@ def test_api_reads_the_database_secret_from_secrets_manager(
             {
                 "username": url.username,
                 "password": url.password or "",
-                "host": url.host,
-                "port": url.port or 5432,
+                "host": host,
+                "port": port,
                 "dbname": url.database,
             }
         ),

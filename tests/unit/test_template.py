@@ -1,6 +1,8 @@
 """template.yaml, translated to CloudFormation the way `sam deploy` would (aws-sam-translator,
 in process): the API serves exactly the handler's routes, the notifier runs every minute,
-every handler exists, IAM is least-privilege, and every function is observable.
+every handler exists, IAM is least-privilege, and every function is observable. Both database
+modes are checked on what CloudFormation would deploy (conditions evaluated): the stack's own
+database (DatabaseSecretArn empty, the default) and a database you bring.
 
 `cfn-lint`, `sam validate --lint` and `sam build` run in `make check`.
 """
@@ -21,6 +23,8 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
+from devserver.template import _Intrinsics
+from reminders import migrate
 from tests.support.lambdas import ROOT, load_function
 
 TEMPLATE = ROOT / "template.yaml"
@@ -29,6 +33,16 @@ FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction", "AuthorizerFu
 STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 # ENI management for functions in a VPC (ec2 describe/create/delete network interfaces); nothing else.
 ALLOWED_MANAGED_POLICIES = {"AWSLambdaENIManagementAccess"}
+DATABASE_FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction"}
+MANAGED_SECRET = {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
+# A database you bring, reached through your own subnets.
+BRING_YOUR_OWN = {
+    "DatabaseSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:reminders-db-AbCdEf",
+    "DatabaseHost": "db.example.internal",
+    "DatabaseName": "reminders",
+    "SubnetIds": "subnet-0aaa,subnet-0bbb",
+    "SecurityGroupIds": "sg-0ccc",
+}
 
 
 def _sam() -> dict[str, Any]:
@@ -55,6 +69,51 @@ def cfn() -> dict[str, Any]:
     translator = Translator({}, Parser(), boto_session=boto3.Session(region_name="us-east-1"))
     translated: dict[str, Any] = translator.translate(copy.deepcopy(sam), params, get_managed_policy_map=dict)
     return translated
+
+
+def _parameters(sam: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, spec in sam["Parameters"].items():
+        value = str(overrides.get(name, spec.get("Default", "")))
+        params[name] = value.split(",") if spec["Type"] == "CommaDelimitedList" else value
+    return params
+
+
+def _deployed(cfn: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    """What CloudFormation would create with these parameters: conditions and Fn::If decided,
+    resources and outputs whose condition is false left out; other intrinsics kept as they are."""
+    conditions = _Intrinsics(_parameters(_sam(), overrides), cfn.get("Conditions") or {})
+
+    def decide(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return decide(when_true if conditions.condition(name) else when_false)
+        if isinstance(value, dict):
+            decided = {key: decide(item) for key, item in value.items()}
+            return {key: item for key, item in decided.items() if item != {"Ref": "AWS::NoValue"}}
+        if isinstance(value, list):
+            return [item for item in map(decide, value) if item != {"Ref": "AWS::NoValue"}]
+        return value
+
+    kept = {
+        section: {
+            name: decide(body)
+            for name, body in (cfn.get(section) or {}).items()
+            if "Condition" not in body or conditions.condition(body["Condition"])
+        }
+        for section in ("Resources", "Outputs")
+    }
+    return {**cfn, **kept}
+
+
+@pytest.fixture(scope="module")
+def own_database(cfn: dict[str, Any]) -> dict[str, Any]:
+    return _deployed(cfn, {})
+
+
+@pytest.fixture(scope="module")
+def your_database(cfn: dict[str, Any]) -> dict[str, Any]:
+    return _deployed(cfn, BRING_YOUR_OWN)
 
 
 def _of_type(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -215,7 +274,8 @@ def test_only_the_notifier_sends_email_and_only_from_the_sender(cfn: dict[str, A
     ses = [(role, s) for role, s in _statements(cfn) if any(a.startswith("ses:") for a in _as_list(s["Action"]))]
     assert {role for role, _ in ses} == {"NotifierFunctionRole"}
     for _, statement in ses:
-        assert sorted(statement["Action"]) == ["ses:SendEmail", "ses:SendRawEmail"]
+        # Only what reminders/mailer.py calls.
+        assert _as_list(statement["Action"]) == ["ses:SendEmail"]
         assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
         resources = [r for branch in _branches(statement["Resource"]) for r in _as_list(branch)]
         assert resources
@@ -224,14 +284,22 @@ def test_only_the_notifier_sends_email_and_only_from_the_sender(cfn: dict[str, A
             assert ":ses:${AWS::Region}:${AWS::AccountId}:identity/" in text
 
 
-def test_the_database_secret_is_the_only_secret_read(cfn: dict[str, Any]) -> None:
-    secret = [
-        (role, s) for role, s in _statements(cfn) if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))
-    ]
-    assert {role for role, _ in secret} == {"ApiFunctionRole", "NotifierFunctionRole", "MigrateFunctionRole"}
-    for _, statement in secret:
-        assert statement["Action"] == "secretsmanager:GetSecretValue"
-        assert statement["Resource"] == {"Ref": "DatabaseSecretArn"}
+def test_the_database_secret_is_the_only_secret_read(
+    own_database: dict[str, Any], your_database: dict[str, Any]
+) -> None:
+    for deployed, secret, readers in (
+        (own_database, MANAGED_SECRET, {f"{name}Role" for name in DATABASE_FUNCTIONS} | {"DatabaseProxyRole"}),
+        (your_database, {"Ref": "DatabaseSecretArn"}, {f"{name}Role" for name in DATABASE_FUNCTIONS}),
+    ):
+        statements = [
+            (role, s)
+            for role, s in _statements(deployed)
+            if any(a.startswith(("secretsmanager:", "kms:")) for a in _as_list(s["Action"]))
+        ]
+        assert {role for role, _ in statements} == readers
+        for _, statement in statements:
+            assert statement["Action"] == "secretsmanager:GetSecretValue"
+            assert statement["Resource"] == secret
 
 
 # ---- Observability --------------------------------------------------------------------------
@@ -274,15 +342,44 @@ def _metrics_emitted_by(source: Path) -> set[str]:
     }
 
 
+# Alarmed ahead of the notifier change that emits it (issue 10). When that lands, the second test
+# below fails on purpose: then delete the name from this set.
+NOT_YET_EMITTED = {"NotifierDatabaseUnavailable"}
+
+
 def test_custom_alarms_watch_metrics_the_notifier_emits(cfn: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm").values()]
     custom = [a for a in alarms if a["Namespace"] == "EventReminders"]
-    assert sorted(a["MetricName"] for a in custom) == ["DeliveryLag", "NotifierMisconfigured"]
+    assert sorted(a["MetricName"] for a in custom) == [
+        "DeliveryLag",
+        "NotifierDatabaseUnavailable",
+        "NotifierMisconfigured",
+        "RemindersFailed",
+    ]
     emitted = _metrics_emitted_by(ROOT / "functions" / "notifier" / "app.py")
     for alarm in custom:
         # Powertools Metrics adds the service (POWERTOOLS_SERVICE_NAME) as the default dimension.
         assert alarm["Dimensions"] == [{"Name": "service", "Value": "notifier"}]
-        assert alarm["MetricName"] in emitted
+        assert alarm["MetricName"] in emitted | NOT_YET_EMITTED
+
+
+def test_metrics_alarmed_ahead_of_their_emitter_are_not_emitted_yet() -> None:
+    emitted = _metrics_emitted_by(ROOT / "functions" / "notifier" / "app.py")
+    assert not NOT_YET_EMITTED & emitted, "the notifier emits it now: remove it from NOT_YET_EMITTED"
+
+
+def test_a_total_delivery_outage_pages(cfn: dict[str, Any]) -> None:
+    # Every send rejected ends every due reminder failed at once: any failed reminder in 5 minutes alarms.
+    (alarm,) = [
+        a["Properties"]
+        for a in _of_type(cfn, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "RemindersFailed"
+    ]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == 300
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_outputs_name_the_api_url_and_every_function(cfn: dict[str, Any]) -> None:
@@ -311,3 +408,203 @@ def test_api_gateways_own_errors_have_the_contract_shape(cfn: dict[str, Any]) ->
         error = json.loads(body)
         assert error["statusCode"] == int(response["statusCode"]), kind
         assert error["message"], kind
+
+
+# ---- Database: the stack's own, or yours ------------------------------------------------------
+
+OWN_DATABASE_TYPES = {
+    "AWS::EC2::VPC",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::NatGateway",
+    "AWS::EC2::SecurityGroup",
+    "AWS::RDS::DBInstance",
+    "AWS::RDS::DBProxy",
+    "AWS::RDS::DBProxyTargetGroup",
+}
+
+
+def _environment(deployed: dict[str, Any], function: str) -> dict[str, Any]:
+    variables: dict[str, Any] = deployed["Resources"][function]["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+def test_with_no_database_given_the_stack_creates_one_behind_a_proxy(own_database: dict[str, Any]) -> None:
+    resources = own_database["Resources"]
+    assert {r["Type"] for r in resources.values()} >= OWN_DATABASE_TYPES
+    (database,) = _of_type(own_database, "AWS::RDS::DBInstance").values()
+    props = database["Properties"]
+    assert props["Engine"] == "postgres"
+    assert props["ManageMasterUserPassword"] is True and "MasterUserPassword" not in props
+    assert props["PubliclyAccessible"] is False
+    assert props["StorageEncrypted"] is True
+    assert database["DeletionPolicy"] == "Snapshot"
+    (target_group,) = _of_type(own_database, "AWS::RDS::DBProxyTargetGroup").values()
+    assert target_group["Properties"]["DBInstanceIdentifiers"] == [{"Ref": "Database"}]
+    assert target_group["Properties"]["DBProxyName"] == {"Ref": "DatabaseProxy"}
+    for name in DATABASE_FUNCTIONS:
+        env = _environment(own_database, name)
+        assert env["DB_SECRET_ARN"] == MANAGED_SECRET
+        assert env["DB_HOST"] == {"Fn::GetAtt": ["DatabaseProxy", "Endpoint"]}
+        assert env["DB_NAME"] == props["DBName"]
+        assert env["DB_PORT"] == {"Ref": "DatabasePort"}
+
+
+def test_the_proxy_authenticates_with_the_managed_secret_and_requires_tls(own_database: dict[str, Any]) -> None:
+    (proxy,) = _of_type(own_database, "AWS::RDS::DBProxy").values()
+    props = proxy["Properties"]
+    assert props["EngineFamily"] == "POSTGRESQL"
+    assert props["RequireTLS"] is True
+    # reminders/db.py signs in with the secret's username and password, so no IAM auth tokens.
+    assert props["Auth"] == [
+        {
+            "AuthScheme": "SECRETS",
+            "SecretArn": MANAGED_SECRET,
+            "IAMAuth": "DISABLED",
+            "ClientPasswordAuthType": "POSTGRES_SCRAM_SHA_256",
+        }
+    ]
+    assert props["RoleArn"] == {"Fn::GetAtt": ["DatabaseProxyRole", "Arn"]}
+
+
+def test_only_the_proxy_reaches_the_database_and_only_the_functions_reach_the_proxy(
+    own_database: dict[str, Any],
+) -> None:
+    groups = _of_type(own_database, "AWS::EC2::SecurityGroup")
+    (database,) = _of_type(own_database, "AWS::RDS::DBInstance").values()
+    (proxy,) = _of_type(own_database, "AWS::RDS::DBProxy").values()
+    (database_group,) = [g["Ref"] for g in database["Properties"]["VPCSecurityGroups"]]
+    (proxy_group,) = [g["Ref"] for g in proxy["Properties"]["VpcSecurityGroupIds"]]
+
+    def ingress(group: str) -> list[tuple[int, int, Any]]:
+        rules = groups[group]["Properties"].get("SecurityGroupIngress", [])
+        return [(r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"]) for r in rules]
+
+    assert ingress(database_group) == [(5432, 5432, {"Ref": proxy_group})]
+    for name in DATABASE_FUNCTIONS:
+        vpc = own_database["Resources"][name]["Properties"]["VpcConfig"]
+        (function_group,) = [g["Ref"] for g in vpc["SecurityGroupIds"]]
+        assert ingress(proxy_group) == [(5432, 5432, {"Ref": function_group})]
+        assert vpc["SubnetIds"] == proxy["Properties"]["VpcSubnetIds"]
+
+
+def test_the_functions_subnets_are_private_and_go_out_through_the_nat_gateway(own_database: dict[str, Any]) -> None:
+    resources = own_database["Resources"]
+    subnets = {s["Ref"] for s in resources["ApiFunction"]["Properties"]["VpcConfig"]["SubnetIds"]}
+    tables = {
+        a["Properties"]["RouteTableId"]["Ref"]
+        for a in _of_type(own_database, "AWS::EC2::SubnetRouteTableAssociation").values()
+        if a["Properties"]["SubnetId"]["Ref"] in subnets
+    }
+    routes = [
+        r["Properties"]
+        for r in _of_type(own_database, "AWS::EC2::Route").values()
+        if r["Properties"]["RouteTableId"]["Ref"] in tables
+    ]
+    assert len(subnets) == 2
+    assert routes and all(set(r) == {"RouteTableId", "DestinationCidrBlock", "NatGatewayId"} for r in routes)
+    for name in subnets:
+        assert resources[name]["Properties"].get("MapPublicIpOnLaunch") in (None, False)
+    assert {s["Ref"] for s in resources["DatabaseSubnetGroup"]["Properties"]["SubnetIds"]} == subnets
+
+
+def test_a_database_you_bring_gets_none_of_it(your_database: dict[str, Any]) -> None:
+    types = {r["Type"] for r in your_database["Resources"].values()}
+    assert not OWN_DATABASE_TYPES & types
+    assert not [t for t in types if t.startswith(("AWS::EC2::", "AWS::RDS::"))]
+    assert "DatabaseProxyEndpoint" not in your_database["Outputs"]
+    for name in DATABASE_FUNCTIONS:
+        props = your_database["Resources"][name]["Properties"]
+        env = _environment(your_database, name)
+        assert {key: env[key] for key in ("DB_SECRET_ARN", "DB_HOST", "DB_PORT", "DB_NAME")} == {
+            "DB_SECRET_ARN": {"Ref": "DatabaseSecretArn"},
+            "DB_HOST": {"Ref": "DatabaseHost"},
+            "DB_PORT": {"Ref": "DatabasePort"},
+            "DB_NAME": {"Ref": "DatabaseName"},
+        }
+        assert props["VpcConfig"] == {
+            "SubnetIds": {"Ref": "SubnetIds"},
+            "SecurityGroupIds": {"Ref": "SecurityGroupIds"},
+        }
+
+
+def test_a_database_you_bring_outside_a_vpc_keeps_the_functions_outside_too(cfn: dict[str, Any]) -> None:
+    deployed = _deployed(cfn, {"DatabaseSecretArn": BRING_YOUR_OWN["DatabaseSecretArn"]})
+    for name in FUNCTIONS:
+        assert "VpcConfig" not in deployed["Resources"][name]["Properties"], name
+    for role in _of_type(deployed, "AWS::IAM::Role").values():
+        assert not role["Properties"].get("ManagedPolicyArns"), "no ENI permissions outside a VPC"
+
+
+def test_the_authorizer_stays_outside_the_vpc(own_database: dict[str, Any]) -> None:
+    # It fetches the issuer's JWKS from the internet and never touches the database.
+    assert "VpcConfig" not in own_database["Resources"]["AuthorizerFunction"]["Properties"]
+    assert not own_database["Resources"]["AuthorizerFunctionRole"]["Properties"].get("ManagedPolicyArns")
+
+
+def _rule_holds(value: Any, params: dict[str, Any]) -> bool:
+    """Evaluate a Rules assertion (the functions it may use that this template does)."""
+    ((key, arg),) = value.items()
+    if key == "Ref":
+        return params[arg]  # type: ignore[no-any-return]
+    operands = [_rule_holds(a, params) if isinstance(a, dict) else a for a in _as_list(arg)]
+    if key == "Fn::Equals":
+        return str(operands[0]) == str(operands[1])
+    if key == "Fn::Not":
+        return not operands[0]
+    if key == "Fn::And":
+        return all(operands)
+    if key == "Fn::EachMemberEquals":
+        return all(str(member) == str(operands[1]) for member in operands[0])
+    raise AssertionError(f"rule function {key} not evaluated here")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "accepted"),
+    [
+        ({}, True),
+        (BRING_YOUR_OWN, True),
+        ({"DatabaseSecretArn": BRING_YOUR_OWN["DatabaseSecretArn"]}, True),
+        ({"DatabaseHost": "db.example.internal"}, False),
+        ({"DatabaseName": "reminders"}, False),
+        ({"SubnetIds": "subnet-0aaa"}, False),
+    ],
+)
+def test_the_rules_accept_either_mode_and_refuse_a_half_given_database(
+    sam: dict[str, Any], overrides: dict[str, str], accepted: bool
+) -> None:
+    params = _parameters(sam, overrides)
+    verdicts = [
+        _rule_holds(assertion["Assert"], params)
+        for rule in sam["Rules"].values()
+        if "RuleCondition" not in rule or _rule_holds(rule["RuleCondition"], params)
+        for assertion in rule["Assertions"]
+    ]
+    assert all(verdicts) is accepted
+
+
+# ---- Migrations -------------------------------------------------------------------------------
+
+
+def test_every_deploy_runs_the_migrations_through_migrate_function(
+    sam: dict[str, Any], own_database: dict[str, Any]
+) -> None:
+    (migrations,) = [
+        (name, r) for name, r in own_database["Resources"].items() if r["Type"] == "Custom::DatabaseMigrations"
+    ]
+    name, resource = migrations
+    props = resource["Properties"]
+    assert props["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+    # CloudFormation sends an Update (and so migrates) only when a property changes.
+    assert props["HeadRevision"] == migrate.head_revision(), "set DatabaseMigrations.HeadRevision to the new head"
+    assert int(props["ServiceTimeout"]) > sam["Resources"]["MigrateFunction"]["Properties"]["Timeout"]
+    # It waits for the proxy's target and the route its answer takes; the code that needs the new
+    # schema waits for it.
+    assert {"Ref": "DatabaseProxyTargetGroup"} in props["Network"]
+    assert {"Ref": "PrivateDefaultRoute"} in props["Network"]
+    for function in ("ApiFunction", "NotifierFunction"):
+        assert own_database["Resources"][function]["DependsOn"] in (name, [name])
+
+
+def test_the_notifiers_lease_outlasts_its_timeout(own_database: dict[str, Any]) -> None:
+    props = own_database["Resources"]["NotifierFunction"]["Properties"]
+    assert int(props["Environment"]["Variables"]["LEASE_SECONDS"]) > int(props["Timeout"])

@@ -4,7 +4,14 @@ One engine per execution environment, created on first use, with a pool of one p
 connection (a frozen environment's socket may be dead when it thaws). Sessions are opened and
 closed per invocation by :func:`session_scope`, so nothing leaks between invocations.
 The URL comes from ``DATABASE_URL`` or from the ``DB_SECRET_ARN`` secret (RDS's JSON shape),
-fetched through Powertools Parameters with caching.
+fetched through Powertools Parameters with caching; every new connection takes the secret's
+current credentials, and an authentication failure fetches the secret again (rotation).
+
+A connection whose protocol state is unknown is never reused: pg8000 can fail after sending part
+of a statement and before reading the replies (a value it cannot convert, say), and a pooled
+connection in that state hands the next statement another statement's results. Any error during
+a statement that the server did not report itself, and any unexpected exception escaping a
+session, discards the connection.
 """
 
 from __future__ import annotations
@@ -12,24 +19,62 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reminders.settings import DatabaseSettings, database_settings
+from reminders.errors import DomainError
+from reminders.settings import DatabaseSettings, api_settings, database_settings, notifier_settings
 
 SSLMODES = ("disable", "require", "verify-full")
+# SQLSTATEs after which a retry may succeed: the server is going away, overloaded, or our own
+# statement/lock timeout ended a wait (the caller gets a 503, never a 5xx of its own making).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57", "55P03", "40001", "40P01", "28")
+# Authentication failed (28P01) or was refused (28000): the secret may have been rotated.
+AUTH_FAILED_SQLSTATES = ("28P01", "28000")
+SettingsLoader = Callable[[], DatabaseSettings]
 _lock = threading.Lock()
-_engine: Engine | None = None
-_sessions: sessionmaker[Session] | None = None
+# One engine per settings loader (a function's own settings: the API's timeouts differ from the notifier's).
+_engines: dict[SettingsLoader, tuple[Engine, sessionmaker[Session]]] = {}
 
 
 class DatabaseConfigError(ValueError):
     """The configured database location cannot be used (bad URL, unreadable secret)."""
+
+
+def sqlstate(exc: BaseException | None) -> str | None:
+    """The SQLSTATE the server reported for ``exc`` (or an exception it wraps), else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        original = exc.orig if isinstance(exc, DBAPIError) else exc
+        fields = original.args[0] if original is not None and original.args else None
+        if isinstance(fields, dict) and isinstance(fields.get("C"), str):
+            return fields["C"]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` (or one it wraps) says the database is down, unreachable or too slow now."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | InterfaceError) or (
+            isinstance(current, DBAPIError) and current.connection_invalidated
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    code = sqlstate(exc)
+    return code is not None and code.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def normalize_url(url: str) -> URL:
@@ -56,23 +101,59 @@ def normalize_url(url: str) -> URL:
 
 def url_from_secret(secret: dict[str, Any], settings: DatabaseSettings | None = None) -> URL:
     """Build the URL from a secret in the shape RDS and Secrets Manager rotation use; DB_HOST,
-    DB_PORT and DB_NAME, when set, win over the secret's fields."""
+    DB_PORT and DB_NAME, when set, win over the secret's fields. As with libpq, a host that is an
+    absolute path is the directory of a Unix socket (a local or embedded server)."""
     host = (settings.db_host if settings else None) or secret.get("host")
     port = (settings.db_port if settings else None) or secret.get("port") or 5432
     name = (settings.db_name if settings else None) or secret.get("dbname") or secret.get("database") or "postgres"
     try:
-        if not host:
+        if not host or not isinstance(host, str):
             raise KeyError("host (set DB_HOST when the secret has none)")
-        return URL.create(
-            "postgresql+pg8000",
-            username=secret["username"],
-            password=secret["password"],
-            host=host,
-            port=int(port),
-            database=name,
+        credentials = secret_credentials(secret)
+        url = URL.create(
+            "postgresql+pg8000", username=credentials["username"], password=credentials["password"], database=name
         )
+        if host.startswith("/"):
+            return url.update_query_dict({"unix_sock": f"{host.rstrip('/')}/.s.PGSQL.{int(port)}"})
+        return url.set(host=host, port=int(port))
     except (KeyError, TypeError, ValueError) as exc:
         raise DatabaseConfigError(f"database secret lacks a usable field: {exc}") from None
+
+
+def secret_credentials(secret: dict[str, Any]) -> dict[str, str]:
+    """The secret's username and password (the fields a rotation changes)."""
+    username, password = secret["username"], secret["password"]
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise TypeError("username and password must be strings")
+    return {"username": username, "password": password}
+
+
+@lru_cache(maxsize=1)
+def _secrets_provider() -> Any:
+    # Imported here: only AWS deployments read the secret, and Parameters pulls in boto3.
+    from aws_lambda_powertools.utilities import parameters
+    from botocore.config import Config
+
+    # Short timeouts and one retry: the API must answer within API Gateway's 29 s even when
+    # Secrets Manager is unreachable (boto3's defaults wait minutes).
+    return parameters.SecretsProvider(
+        boto_config=Config(connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 2, "mode": "standard"})
+    )
+
+
+def fetch_secret(settings: DatabaseSettings, *, refresh: bool = False) -> dict[str, Any]:
+    """The database secret, cached for DB_SECRET_MAX_AGE seconds; ``refresh`` skips the cache."""
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        secret = _secrets_provider().get(
+            settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age, force_fetch=refresh
+        )
+    except parameters.exceptions.TransformParameterError:
+        raise DatabaseConfigError("database secret is not JSON") from None
+    if not isinstance(secret, dict):
+        raise DatabaseConfigError("database secret is not a JSON object")
+    return secret
 
 
 def ssl_context(sslmode: str, root_cert: str | None = None) -> ssl.SSLContext | None:
@@ -93,17 +174,7 @@ def resolve_url(settings: DatabaseSettings) -> URL:
         if settings.db_sslmode and "sslmode" not in url.query:
             url = url.update_query_dict({"sslmode": settings.db_sslmode})
         return url
-    # Imported here: only AWS deployments read the secret, and Parameters pulls in boto3.
-    from aws_lambda_powertools.utilities import parameters
-
-    try:
-        secret = parameters.get_secret(
-            settings.db_secret_arn or "", transform="json", max_age=settings.db_secret_max_age
-        )
-    except parameters.exceptions.TransformParameterError:
-        raise DatabaseConfigError("database secret is not JSON") from None
-    if not isinstance(secret, dict):
-        raise DatabaseConfigError("database secret is not a JSON object")
+    secret = fetch_secret(settings)
     # RDS enforces TLS by default (rds.force_ssl), so a secret-described database gets it unless told otherwise.
     return url_from_secret(secret, settings).update_query_dict({"sslmode": settings.db_sslmode or "require"})
 
@@ -112,12 +183,20 @@ def make_engine(
     url: str | URL,
     *,
     pool_size: int = 1,
-    socket_timeout: int = 30,
+    socket_timeout: float = 30,
+    statement_timeout: float | None = None,
+    idle_in_transaction_timeout: float | None = None,
+    credentials: Callable[[bool], dict[str, str]] | None = None,
     tls: ssl.SSLContext | None = None,
     root_cert: str | None = None,
     **kwargs: Any,
 ) -> Engine:
-    """An engine for pg8000 with Lambda-friendly pooling. Tests and benches use it directly."""
+    """An engine for pg8000 with Lambda-friendly pooling. Tests and benches use it directly.
+
+    ``statement_timeout`` and ``idle_in_transaction_timeout`` (seconds) are set server-side for
+    every connection. ``credentials(refresh)`` returns the current username and password for each
+    new connection; after an authentication failure it is asked once more with ``refresh=True``.
+    """
     if isinstance(url, str):
         url = normalize_url(url)
     sslmode = url.query.get("sslmode")
@@ -127,6 +206,13 @@ def make_engine(
         url = url.difference_update_query(["sslmode"])
         tls = tls or ssl_context(str(sslmode), root_cert)
     connect_args: dict[str, Any] = {"timeout": socket_timeout, "application_name": "event-reminders"}
+    startup: dict[str, str] = {}
+    if statement_timeout:
+        startup["statement_timeout"] = str(int(statement_timeout * 1000))
+    if idle_in_transaction_timeout:
+        startup["idle_in_transaction_session_timeout"] = str(int(idle_in_transaction_timeout * 1000))
+    if startup:
+        connect_args["startup_params"] = startup
     if tls is not None:
         connect_args["ssl_context"] = tls
     engine = create_engine(
@@ -139,6 +225,9 @@ def make_engine(
         **kwargs,
     )
     event.listen(engine, "connect", _no_delay)
+    event.listen(engine, "handle_error", _discard_unless_server_reported)
+    if credentials is not None:
+        event.listen(engine, "do_connect", _connect_with_current_credentials(credentials))
     return engine
 
 
@@ -150,52 +239,111 @@ def _no_delay(dbapi_connection: Any, _record: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def get_engine() -> Engine:
-    """The execution environment's engine, created on first use."""
-    global _engine, _sessions
-    if _engine is None:
+def _discard_unless_server_reported(context: ExceptionContext) -> None:
+    """Invalidate the connection after any error during a statement that the server did not report.
+
+    A server error (it has a SQLSTATE) arrives in step: pg8000 reads up to ReadyForQuery before
+    raising it. Anything else (OverflowError converting a parameter, a broken socket, a bug) may
+    leave replies unread, so that connection must never run another statement.
+    """
+    if sqlstate(context.original_exception) is None:
+        context.is_disconnect = True
+        # Only this connection: the others in the pool are in a known state.
+        context.invalidate_pool_on_disconnect = False
+
+
+def _connect_with_current_credentials(credentials: Callable[[bool], dict[str, str]]) -> Callable[..., Any]:
+    def do_connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        cparams.update(_pg8000_credentials(credentials(False)))
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.DatabaseError as exc:
+            if sqlstate(exc) not in AUTH_FAILED_SQLSTATES:
+                raise
+        # The password was rotated since the secret was cached: read it again, try once more.
+        cparams.update(_pg8000_credentials(credentials(True)))
+        return dialect.connect(*cargs, **cparams)
+
+    return do_connect
+
+
+def _pg8000_credentials(credentials: dict[str, str]) -> dict[str, str]:
+    return {"user": credentials["username"], "password": credentials["password"]}
+
+
+def _settings(loader: SettingsLoader) -> DatabaseSettings:
+    try:
+        return loader()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise DatabaseConfigError(f"database settings are invalid: {problems}") from None
+
+
+def engine_for(settings: DatabaseSettings) -> Engine:
+    """A new engine as ``settings`` describe it (URL or secret, pool, timeouts, TLS)."""
+    credentials = None
+    if not settings.database_url:
+
+        def credentials(refresh: bool) -> dict[str, str]:
+            try:
+                return secret_credentials(fetch_secret(settings, refresh=refresh))
+            except (KeyError, TypeError) as exc:
+                raise DatabaseConfigError(f"database secret lacks a usable field: {exc}") from None
+
+    return make_engine(
+        resolve_url(settings),
+        pool_size=settings.db_pool_size,
+        socket_timeout=settings.db_socket_timeout,
+        statement_timeout=settings.db_statement_timeout,
+        idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout,
+        credentials=credentials,
+        root_cert=settings.db_ssl_root_cert,
+    )
+
+
+def _engine_and_sessions(loader: SettingsLoader) -> tuple[Engine, sessionmaker[Session]]:
+    found = _engines.get(loader)
+    if found is None:
         with _lock:
-            if _engine is None:
-                try:
-                    settings = database_settings()
-                except ValidationError as exc:
-                    problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-                    raise DatabaseConfigError(f"database settings are invalid: {problems}") from None
-                _engine = make_engine(
-                    resolve_url(settings),
-                    pool_size=settings.db_pool_size,
-                    socket_timeout=settings.db_socket_timeout,
-                    root_cert=settings.db_ssl_root_cert,
-                )
-                _sessions = sessionmaker(_engine, expire_on_commit=False)
-    return _engine
+            found = _engines.get(loader)
+            if found is None:
+                engine = engine_for(_settings(loader))
+                found = _engines[loader] = (engine, sessionmaker(engine, expire_on_commit=False))
+    return found
+
+
+def get_engine(settings: SettingsLoader = database_settings) -> Engine:
+    """The execution environment's engine for these settings, created on first use."""
+    return _engine_and_sessions(settings)[0]
 
 
 def dispose_engine() -> None:
-    """Forget the engine (tests that switch databases; a worker reloading its code)."""
-    global _engine, _sessions
+    """Forget the engines and settings (tests that switch databases; a worker reloading its code)."""
     with _lock:
-        if _engine is not None:
-            _engine.dispose()
-        _engine = None
-        _sessions = None
-        database_settings.cache_clear()
+        for engine, _ in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        for loader in (database_settings, api_settings, notifier_settings):
+            loader.cache_clear()
+        _secrets_provider.cache_clear()
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A session that commits on success, rolls back on error and always returns its connection."""
-    if engine is None:
-        get_engine()
-        assert _sessions is not None
-        session = _sessions()
-    else:
-        session = Session(engine, expire_on_commit=False)
+def session_scope(engine: Engine | None = None, *, settings: SettingsLoader = database_settings) -> Iterator[Session]:
+    """A session that commits on success, rolls back on error and always returns its connection.
+
+    A domain error (raised on purpose, between statements) rolls back and keeps the connection;
+    any other exception discards it: its protocol state is unknown.
+    """
+    session = _engine_and_sessions(settings)[1]() if engine is None else Session(engine, expire_on_commit=False)
     try:
         yield session
         session.commit()
-    except BaseException:
+    except DomainError:
         session.rollback()
+        raise
+    except BaseException:
+        session.invalidate()
         raise
     finally:
         session.close()

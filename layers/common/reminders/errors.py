@@ -18,6 +18,12 @@ class NotFound(DomainError):
 class InvalidInput(DomainError):
     """Well-formed input that breaks a rule the schema cannot check (a past start, a bad cursor)."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, location: str = "body") -> None:
         super().__init__(message)
         self.field = field
+        # Where the field was sent: "body", "query" or "header".
+        self.location = location
+
+
+class Conflict(DomainError):
+    """The request collides with another one still in progress; retrying later may succeed."""

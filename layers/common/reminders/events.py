@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from reminders import notifications
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import Event, Notification
-from reminders.schemas import EventCreate, EventUpdate
+from reminders.schemas import EventCreate, EventUpdate, parse_timestamp
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -111,15 +111,16 @@ def encode_cursor(event: Event) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (starts_at, id) a cursor from :func:`encode_cursor` holds; a forged or damaged one,
+    whatever JSON it carries, is InvalidInput (its time goes through the same checks as any)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        starts_at, event_id = json.loads(raw)
-        parsed = datetime.fromisoformat(starts_at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive cursor time")
-        return parsed, uuid.UUID(event_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API issued", field="cursor") from None
+        decoded = json.loads(raw)
+        if not (isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(part, str) for part in decoded)):
+            raise ValueError("not [starts_at, id]")
+        return parse_timestamp(decoded[0]), uuid.UUID(decoded[1])
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise InvalidInput("cursor is not one this API issued", field="cursor", location="query") from None
 
 
 def list_events(
@@ -133,7 +134,7 @@ def list_events(
 ) -> tuple[list[Event], str | None]:
     """One page ordered by (starts_at, id), keyset-paginated: every event appears exactly once."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit", location="query")
     query = select(Event).where(Event.owner == owner, Event.deleted_at.is_(None))
     if starts_after is not None:
         query = query.where(Event.starts_at > starts_after)

@@ -104,3 +104,28 @@ class Notification(Base):
         # Reclaiming rows whose lease ran out (a run died mid-batch).
         Index("ix_notifications_lease", "lease_until", postgresql_where=text("status = 'sending'")),
     )
+
+
+class IdempotencyRecord(Base):
+    """One ``Idempotency-Key`` of one caller (Powertools' idempotency record, in PostgreSQL).
+
+    ``key`` is Powertools' hashed key: a prefix and the SHA-256 of (caller, Idempotency-Key), so keys
+    are scoped to the caller; ``payload_hash`` tells a retry from a different request. Timestamps
+    are Powertools' own: Unix seconds (``expiry_timestamp``) and milliseconds (in progress).
+    """
+
+    __tablename__ = "idempotency_records"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    expiry_timestamp: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    in_progress_expiry_timestamp: Mapped[int | None] = mapped_column(BigInteger)
+    payload_hash: Mapped[str] = mapped_column(String(128), nullable=False, server_default="")
+    response_data: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("status IN ('INPROGRESS', 'COMPLETED')", name="status"),
+        # Purging expired records reads only this index.
+        Index("ix_idempotency_records_expiry_timestamp", "expiry_timestamp"),
+    )

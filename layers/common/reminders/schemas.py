@@ -1,4 +1,4 @@
-"""Request and response models: the API contract (CONTRACT.md, version 1).
+"""Request and response models: the API contract (CONTRACT.md, version 1.1).
 
 The API handler declares its routes with these types, so validation and the OpenAPI document
 come from the same source.
@@ -6,8 +6,10 @@ come from the same source.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +17,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -22,11 +25,64 @@ from pydantic import (
     field_serializer,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_RECIPIENTS = 50
 MAX_REMINDERS = 10
 MAX_MINUTES_BEFORE = 43_200  # 30 days
 DEFAULT_REMINDERS = (5,)
+
+
+# RFC 3339 section 5.6 (a space for the T, as its note allows; any case): no bare numbers, no
+# ISO 8601 variants (week dates, basic format, missing seconds or offset).
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+# Instants that every time zone, PostgreSQL and the driver can represent: Python's years 1..9999,
+# less a day at each end so the time in any zone (offsets are under 26 h) is still a datetime.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+RFC3339_HINT = "an RFC 3339 date-time string with an offset, e.g. 2026-12-01T09:00:00Z"
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """An aware datetime from an RFC 3339 string (or an aware datetime from Python code), within
+    [EARLIEST, LATEST]; ValueError otherwise."""
+    if isinstance(value, datetime):
+        parsed = value
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            raise ValueError(f"must be {RFC3339_HINT}")
+    elif isinstance(value, str) and len(value) <= 40 and _RFC3339.fullmatch(value):
+        try:
+            parsed = datetime.fromisoformat(value.upper())
+        except ValueError:
+            raise ValueError(f"is not a valid date-time: must be {RFC3339_HINT}") from None
+    else:
+        raise ValueError(f"must be {RFC3339_HINT}")
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        raise ValueError("must lie between 0001-01-02 and 9999-12-30 (UTC)")
+    return parsed
+
+
+# Every date-time the API accepts, in bodies, query strings and cursors.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(parse_timestamp)]
+
+# Control characters (C0, DEL, C1) and lone surrogates: PostgreSQL rejects NUL, the driver cannot
+# encode a surrogate, and a line break in a title would end up in an email header.
+_MULTILINE_WHITESPACE = frozenset("\t\n\r")
+
+
+def _no_control_characters(value: str, allowed: frozenset[str] = frozenset()) -> str:
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(f"must not contain control characters (found U+{ord(char):04X})")
+    return value
+
+
+def _no_control_characters_but_line_breaks(value: str) -> str:
+    return _no_control_characters(value, _MULTILINE_WHITESPACE)
 
 
 def _valid_timezone(name: str) -> str:
@@ -47,9 +103,22 @@ def _distinct_recipients(addresses: list[str]) -> list[str]:
     return addresses
 
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
-TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_valid_timezone)]
+# The patterns only tell the OpenAPI document's readers (and fuzzers) the rule; the validators enforce it.
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_control_characters),
+    Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"}),
+]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=5000),
+    AfterValidator(_no_control_characters_but_line_breaks),
+    Field(json_schema_extra={"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"}),
+]
+TimeZoneName = Annotated[
+    str, StringConstraints(max_length=64), AfterValidator(_no_control_characters), AfterValidator(_valid_timezone)
+]
 Recipients = Annotated[
     list[EmailStr],
     Field(min_length=1, max_length=MAX_RECIPIENTS),
@@ -73,6 +142,10 @@ def _distinct_reminders(reminders: list[Reminder]) -> list[Reminder]:
 Reminders = Annotated[list[Reminder], Field(max_length=MAX_REMINDERS), AfterValidator(_distinct_reminders)]
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class EventCreate(BaseModel):
     """Body of ``POST /events``."""
 
@@ -80,7 +153,7 @@ class EventCreate(BaseModel):
 
     title: Title
     description: Description | None = None
-    starts_at: AwareDatetime = Field(description="RFC 3339 with an offset; must be in the future")
+    starts_at: Timestamp = Field(description="RFC 3339 with an offset; must be in the future")
     timezone: TimeZoneName = "UTC"
     recipients: Recipients | None = Field(default=None, description="Defaults to the caller's email")
     reminders: Reminders = Field(default_factory=lambda: [Reminder(minutes_before=m) for m in DEFAULT_REMINDERS])
@@ -91,12 +164,16 @@ class EventUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    # Absent means "unchanged", but null is refused (see _not_null), and the OpenAPI document says
+    # so (no null, no default); only description may be null (it clears it).
+    title: Title | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
     description: Description | None = None
-    starts_at: AwareDatetime | None = None
-    timezone: TimeZoneName | None = None
-    recipients: Recipients | None = None
-    reminders: Reminders | None = None
+    starts_at: Timestamp | SkipJsonSchema[None] = Field(
+        default=None, description="RFC 3339 with an offset", json_schema_extra=_no_default
+    )
+    timezone: TimeZoneName | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    recipients: Recipients | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    reminders: Reminders | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
 
     @field_validator("title", "starts_at", "timezone", "recipients", "reminders", mode="before")
     @classmethod

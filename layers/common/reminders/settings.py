@@ -22,8 +22,12 @@ class DatabaseSettings(BaseSettings):
     db_secret_arn: str | None = None
     # Seconds a fetched secret is reused before Secrets Manager is asked again.
     db_secret_max_age: int = Field(default=300, ge=0)
-    # pg8000 socket timeout (connect and every round trip), seconds.
-    db_socket_timeout: int = Field(default=30, ge=1, le=900)
+    # pg8000 socket timeout (connect and every round trip), seconds: how long a dead server is waited for.
+    db_socket_timeout: float = Field(default=30, gt=0, le=900)
+    # Server-side limits, seconds (unset: the server's own): one statement, and a transaction left idle
+    # (a client that vanished mid-transaction releases its locks after this long).
+    db_statement_timeout: float | None = Field(default=None, gt=0, le=3600)
+    db_idle_in_transaction_timeout: float | None = Field(default=None, gt=0, le=3600)
     db_pool_size: int = Field(default=1, ge=1, le=50)
     # TLS to PostgreSQL, as libpq's sslmode. Unset: a URL's own ?sslmode= (else none), and
     # "require" for a secret-described database (RDS enforces TLS by default; a laptop does not).
@@ -44,7 +48,18 @@ class DatabaseSettings(BaseSettings):
 
 
 class ApiSettings(DatabaseSettings):
-    """Settings of ApiFunction."""
+    """Settings of ApiFunction.
+
+    API Gateway gives up on an integration after 29 s (the caller then gets its 504, not our 503), so
+    every wait on the database ends well before: a statement after DB_STATEMENT_TIMEOUT, a dead
+    server after DB_SOCKET_TIMEOUT (connect and each round trip). A request that finds its pooled
+    connection dead and the server gone waits at most two socket timeouts (pre-ping, reconnect)
+    before its 503; a slow or locked statement at most one statement timeout.
+    """
+
+    db_socket_timeout: float = Field(default=8, gt=0, le=25)
+    db_statement_timeout: float | None = Field(default=5, gt=0, le=20)
+    db_idle_in_transaction_timeout: float | None = Field(default=10, gt=0, le=3600)
 
 
 class NotifierSettings(DatabaseSettings):
