@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +60,9 @@ class ApiSettings(DatabaseSettings):
     db_socket_timeout: float = Field(default=8, gt=0, le=25)
     db_statement_timeout: float | None = Field(default=5, gt=0, le=20)
     db_idle_in_transaction_timeout: float | None = Field(default=10, gt=0, le=3600)
+    # Calendar feed URLs are an HMAC under this key (at least 32 bytes; kept outside the database,
+    # so the database alone reveals no feed). Changing it changes every feed's URL.
+    calendar_feed_key: SecretStr | None = None
 
 
 class NotifierSettings(DatabaseSettings):
