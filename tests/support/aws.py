@@ -4,6 +4,8 @@ moto in server mode on a free local port; and reading back the emails it capture
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import socket
 import subprocess
@@ -13,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.message import EmailMessage
 from typing import Any
 
 SENDER = "reminders@example.com"
@@ -81,13 +84,24 @@ def sent_emails(endpoint: str) -> list[dict[str, Any]]:
     ``GET /moto-api/data.json`` (it keeps one body of each email: the HTML one when there is one).
     """
     try:
-        return list(_get_json(f"{endpoint}/_aws/ses")["messages"])
+        return [_with_parts(m) for m in _get_json(f"{endpoint}/_aws/ses")["messages"]]
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise
     data = _get_json(f"{endpoint}/moto-api/data.json")
     messages = data.get("ses", {}).get("Message", [])
-    return [
+    raw = [
+        _with_parts(
+            {
+                "Id": m["id"],
+                "Source": m["source"],
+                "Destination": {"ToAddresses": list(m.get("destinations") or [])},
+                "RawData": m["raw_data"],
+            }
+        )
+        for m in data.get("ses", {}).get("RawMessage", [])
+    ]
+    return raw + [
         {
             "Id": m["id"],
             "Source": m["source"],
@@ -100,3 +114,26 @@ def sent_emails(endpoint: str) -> list[dict[str, Any]]:
         }
         for m in messages
     ]
+
+
+def mime(message: dict[str, Any]) -> EmailMessage:
+    """A raw (``RawData``) message parsed as a mail client would."""
+    parsed = email.message_from_string(message["RawData"], policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _with_parts(message: dict[str, Any]) -> dict[str, Any]:
+    """A raw message also gets Subject and Body read from its MIME, so tests read every email alike."""
+    if "RawData" not in message or "Subject" in message:
+        return message
+    parsed = mime(message)
+    text, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    return {
+        **message,
+        "Subject": parsed["Subject"],
+        "Body": {
+            "text_part": text.get_content() if text is not None else None,
+            "html_part": html.get_content() if html is not None else None,
+        },
+    }
