@@ -129,7 +129,7 @@ def notifier_run(
         max_send_rate=1_000_000.0,
         send_concurrency=concurrency,
         record_every=100,
-        time_budget_margin_seconds=0,
+        record_reserve_seconds=0,
     )
     mailer = SesMailer(aws.SENDER, client)
     started = time.perf_counter()

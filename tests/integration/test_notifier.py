@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -13,71 +12,35 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from sqlalchemy import Engine, func, select
 
 from reminders import db, events, settings
 from reminders.delivery import RunSummary, run_notifier
 from reminders.mailer import Email, SesMailer, local_start, ses_client
 from reminders.models import Notification
+from reminders.notifications import claim_due_notifications
 from reminders.schemas import EventCreate, EventUpdate
-from reminders.settings import NotifierSettings
 from tests.support import aws
 from tests.support.lambdas import FakeLambdaContext, load_function
+from tests.support.notifier import (
+    OWNER,
+    FailingFirst,
+    Outbox,
+    create_event,
+    metrics_emitted,
+    notifier_settings,
+    reset_send_rate,
+    rows,
+    run,
+)
 
-OWNER = "owner@example.com"
 SCHEDULED_EVENT = Path(__file__).resolve().parents[1] / "events" / "eventbridge_scheduled.json"
 
 
-class Outbox:
-    """The emails the endpoint accepted during this test."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.start = len(aws.sent_emails(endpoint))
-
-    def emails(self) -> list[dict[str, Any]]:
-        return aws.sent_emails(self.endpoint)[self.start :]
-
-
 @pytest.fixture
-def outbox(aws_env: str) -> Outbox:
+def outbox(aws_env: str, engine: Engine) -> Outbox:
+    reset_send_rate(engine)
     return Outbox(aws_env)
-
-
-def notifier_settings(endpoint: str, **overrides: Any) -> NotifierSettings:
-    values: dict[str, Any] = {
-        "database_url": "postgresql://unused",
-        "sender_email": aws.SENDER,
-        "aws_endpoint_url": endpoint,
-        "max_send_rate": 10_000.0,
-        "send_concurrency": 4,
-    }
-    values.update(overrides)
-    return NotifierSettings(**values)
-
-
-def run(engine: Engine, endpoint: str, at: datetime, *, client: Any = None, **overrides: Any) -> RunSummary:
-    config = notifier_settings(endpoint, **overrides)
-    mailer = SesMailer(config.sender_email, client or ses_client(config))
-    return run_notifier(lambda: db.session_scope(engine), mailer, config, clock=lambda: at)
-
-
-def create_event(engine: Engine, now: datetime, **fields: Any) -> uuid.UUID:
-    body = {"title": f"Team sync {uuid.uuid4().hex[:6]}", "recipients": ["ana@example.com"]} | fields
-    with db.session_scope(engine) as session:
-        return events.create_event(session, OWNER, EventCreate.model_validate(body), now).id
-
-
-def rows(engine: Engine, event_id: uuid.UUID) -> list[Notification]:
-    with db.session_scope(engine) as session:
-        return list(
-            session.scalars(
-                select(Notification)
-                .where(Notification.event_id == event_id)
-                .order_by(Notification.recipient, Notification.minutes_before)
-            )
-        )
 
 
 def test_reminder_of_an_event_starting_in_three_minutes_goes_out_once(
@@ -175,29 +138,6 @@ def test_reminder_of_an_event_that_already_started_expires(engine: Engine, outbo
     assert outbox.emails() == []
 
 
-class FailingFirst:
-    """The real SES client, except that its first ``failures`` sends raise ``error``."""
-
-    def __init__(self, client: Any, failures: int, code: str, status: int) -> None:
-        self.client = client
-        self.failures = failures
-        self.code = code
-        self.status = status
-        self.calls = 0
-
-    def send_email(self, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ClientError(
-                {
-                    "Error": {"Code": self.code, "Message": "Maximum sending rate exceeded."},
-                    "ResponseMetadata": {"HTTPStatusCode": self.status},
-                },
-                "SendEmail",
-            )
-        return self.client.send_email(**kwargs)
-
-
 def test_throttled_reminder_is_retried_with_growing_delays_then_sent(
     engine: Engine, outbox: Outbox, now: datetime
 ) -> None:
@@ -258,15 +198,6 @@ def test_transient_errors_fail_after_the_allowed_attempts(engine: Engine, outbox
     assert outbox.emails() == []
 
 
-class ProcessDied(BaseException):
-    """Stands for the function being killed (timeout, out of memory) mid-batch."""
-
-
-class DiesOnFirstSend:
-    def send(self, email: Email) -> str:
-        raise ProcessDied
-
-
 def test_rows_of_a_run_that_died_are_sent_once_its_lease_expires(engine: Engine, outbox: Outbox, now: datetime) -> None:
     event_id = create_event(
         engine,
@@ -275,18 +206,20 @@ def test_rows_of_a_run_that_died_are_sent_once_its_lease_expires(engine: Engine,
         recipients=["ana@example.com", "bo@example.com"],
         reminders=[{"minutes_before": 20}],
     )
-    config = notifier_settings(outbox.endpoint, send_concurrency=1, lease_seconds=120)
-    with pytest.raises(ProcessDied):
-        run_notifier(lambda: db.session_scope(engine), DiesOnFirstSend(), config, clock=lambda: now)
+    # A run claimed both and died before recording anything (tests/integration/test_notifier_crash.py
+    # kills a real one)
+    with db.session_scope(engine) as session:
+        claim = claim_due_notifications(session, now, limit=10, lease_seconds=120, max_attempts=5)
+    assert len(claim.to_send) == 2
     assert {r.status for r in rows(engine, event_id)} == {"sending"}
 
     # While the lease holds, other runs leave the rows alone
     assert run(engine, outbox.endpoint, now + timedelta(seconds=60)).claimed == 0
-    # Once it has expired, a later run sends them
+    # Once it has expired, a later run sends them, and the rows keep a trace of the lost attempt
     summary = run(engine, outbox.endpoint, now + timedelta(seconds=121))
 
     assert (summary.reclaimed, summary.sent) == (2, 2)
-    assert {r.status for r in rows(engine, event_id)} == {"sent"}
+    assert {(r.status, r.attempts, r.unconfirmed_attempts) for r in rows(engine, event_id)} == {("sent", 2, 1)}
     assert sorted(e["Destination"]["ToAddresses"][0] for e in outbox.emails()) == [
         "ana@example.com",
         "bo@example.com",
@@ -313,7 +246,7 @@ def test_reminders_claimed_when_time_runs_short_are_handed_back_unsent(
         starts_at=(now + timedelta(minutes=3)).isoformat(),
         recipients=["ana@example.com", "bo@example.com", "cy@example.com"],
     )
-    config = notifier_settings(outbox.endpoint, send_concurrency=1, time_budget_margin_seconds=10)
+    config = notifier_settings(outbox.endpoint, send_concurrency=1, ses_timeout_seconds=5, record_reserve_seconds=5)
     mailer = TimeRunsOutAfterFirstSend(SesMailer(config.sender_email, ses_client(config)))
 
     summary = run_notifier(
@@ -462,3 +395,88 @@ def test_handler_reports_a_bad_configuration_without_a_traceback(
 
     assert result["statusCode"] == 503 and result["sent"] == 0
     assert expected in result["message"]
+
+
+def test_no_send_starts_when_less_than_one_ses_call_and_storing_its_result_is_left(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    event_id = create_event(engine, now, starts_at=(now + timedelta(minutes=3)).isoformat())
+
+    # 12 s left: one SES call may take 2 x 5 s (connect, then read), and storing its result 5 s more
+    summary = run(engine, outbox.endpoint, now, time_left=lambda: 12.0, ses_timeout_seconds=5, record_reserve_seconds=5)
+
+    assert (summary.claimed, summary.sent) == (0, 0)
+    assert [r.status for r in rows(engine, event_id)] == ["pending"]
+    assert outbox.emails() == []
+
+
+@pytest.fixture
+def metrics_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reminders.observability import metrics
+
+    # While disabled, Powertools keeps what earlier tests added; start from nothing.
+    metrics.clear_metrics()
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+
+
+def test_handler_refuses_to_run_with_a_lease_shorter_than_its_timeout(
+    engine: Engine,
+    outbox: Outbox,
+    notifier_handler: Callable[..., dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    metrics_on: None,
+) -> None:
+    from reminders.clock import utcnow
+
+    event_id = create_event(engine, utcnow(), starts_at=(utcnow() + timedelta(minutes=3)).isoformat())
+    monkeypatch.setenv("LEASE_SECONDS", "60")
+
+    # A 60 s function: a run could still be sending when its 60 s lease runs out
+    result = notifier_handler(json.loads(SCHEDULED_EVENT.read_text()), FakeLambdaContext(remaining_ms=60_000))
+
+    assert (result["statusCode"], result["sent"]) == (503, 0)
+    assert "LEASE_SECONDS (60) must exceed the function's timeout (60 s)" in result["message"]
+    assert metrics_emitted(capsys.readouterr().out)["NotifierMisconfigured"]["values"] == [1]
+    assert [r.status for r in rows(engine, event_id)] == ["pending"]
+    assert outbox.emails() == []
+
+
+def test_handler_reports_an_unreachable_database_with_a_summary_and_a_metric(
+    notifier_handler: Callable[..., dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    metrics_on: None,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{aws.free_port()}/postgres")
+    db.dispose_engine()
+
+    result = notifier_handler(json.loads(SCHEDULED_EVENT.read_text()), FakeLambdaContext())
+
+    assert (result["statusCode"], result["sent"], result["claimed"]) == (503, 0, 0)
+    assert result["message"].startswith("database unavailable: ")
+    assert metrics_emitted(capsys.readouterr().out)["NotifierDatabaseUnavailable"]["values"] == [1]
+
+
+def test_a_total_outage_fails_every_reminder_and_emits_the_failure_metric(
+    engine: Engine,
+    outbox: Outbox,
+    notifier_handler: Callable[..., dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    metrics_on: None,
+) -> None:
+    from reminders.clock import utcnow
+
+    recipients = ["ana@example.com", "bo@example.com", "cy@example.com"]
+    create_event(engine, utcnow(), starts_at=(utcnow() + timedelta(minutes=3)).isoformat(), recipients=recipients)
+    # SES rejects every send: the sender is not a verified identity
+    monkeypatch.setenv("SENDER_EMAIL", "nobody@unverified.example.org")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "notifier")
+
+    result = notifier_handler(json.loads(SCHEDULED_EVENT.read_text()), FakeLambdaContext())
+
+    assert (result["sent"], result["failed"]) == (0, 3)
+    failed = metrics_emitted(capsys.readouterr().out)["RemindersFailed"]
+    # What the template's alarm reads: EventReminders / RemindersFailed, Sum
+    assert (failed["namespace"], failed["values"]) == ("EventReminders", [3])

@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from botocore.stub import Stubber
 
 from reminders.mailer import ErrorKind, SendError, SesMailer, classify, local_start, render_reminder
@@ -73,13 +79,21 @@ def client_error(code: str, status: int) -> ClientError:
         (client_error("MessageRejected", 400), ErrorKind.PERMANENT),
         (client_error("MailFromDomainNotVerifiedException", 400), ErrorKind.PERMANENT),
         (client_error("InvalidParameterValue", 400), ErrorKind.PERMANENT),
+        # The request never left: safe to send again.
         (EndpointConnectionError(endpoint_url="http://x"), ErrorKind.TRANSIENT),
-        (ReadTimeoutError(endpoint_url="http://x"), ErrorKind.TRANSIENT),
+        (ConnectTimeoutError(endpoint_url="http://x"), ErrorKind.TRANSIENT),
+        # It left and no answer came: SES may have the email.
+        (ReadTimeoutError(endpoint_url="http://x"), ErrorKind.AMBIGUOUS),
+        (ConnectionClosedError(endpoint_url="http://x"), ErrorKind.AMBIGUOUS),
         (RuntimeError("surprise"), ErrorKind.TRANSIENT),
     ],
 )
-def test_ses_errors_are_sorted_into_throttled_transient_and_permanent(error: Exception, kind: ErrorKind) -> None:
-    assert classify(error).kind is kind
+def test_ses_errors_are_sorted_into_throttled_transient_ambiguous_and_permanent(
+    error: Exception, kind: ErrorKind
+) -> None:
+    sorted_error = classify(error)
+    assert sorted_error.kind is kind
+    assert sorted_error.retryable is (kind is not ErrorKind.PERMANENT)
 
 
 def test_mailer_sends_text_and_html_from_the_sender_and_raises_classified_errors() -> None:

@@ -1,4 +1,5 @@
-"""The retry policy and the send-rate limiter, without a database or SES."""
+"""The retry policy and the run's time rules, without a database or SES (the shared send rate
+needs PostgreSQL: tests/integration/test_send_rate.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pg8000.dbapi
 import pytest
+from sqlalchemy.exc import DBAPIError
 
-from reminders.delivery import RateLimiter
+from reminders.delivery import NotifierMisconfigured, check_lease, describe_database_error, is_database_unavailable
 from reminders.models import NotificationStatus
 from reminders.notifications import ClaimedNotification, RetryPolicy
+from reminders.settings import NotifierSettings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -68,48 +72,63 @@ def test_permanent_error_fails_at_once() -> None:
     assert (result.status, result.last_error) == (NotificationStatus.FAILED, "MessageRejected: bad address")
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
+def test_an_unconfirmed_attempt_is_kept_on_the_retry_and_on_the_final_failure() -> None:
+    policy = RetryPolicy(max_attempts=2)
+    rng = random.Random(0)
 
-    def clock(self) -> float:
-        return self.now
+    retry = policy.after_failure(claimed(1), "ReadTimeoutError", retryable=True, now=NOW, rng=rng, unconfirmed=True)
+    final = policy.after_failure(claimed(2), "ReadTimeoutError", retryable=True, now=NOW, rng=rng, unconfirmed=True)
 
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+    assert (retry.status, retry.unconfirmed) == (NotificationStatus.PENDING, True)
+    assert (final.status, final.unconfirmed) == (NotificationStatus.FAILED, True)
 
 
-def test_rate_limiter_lets_a_burst_through_then_spaces_sends() -> None:
-    time = FakeTime()
-    limiter = RateLimiter(rate=10, burst=3, clock=time.clock, sleep=time.sleep)
-
-    waits = [limiter.acquire() for _ in range(6)]
-
-    assert waits[:3] == [0, 0, 0]
-    assert waits[3:] == pytest.approx([0.1, 0.1, 0.1])
-    # Six sends in 0.3 s: three from the burst, then one every 0.1 s
-    assert time.now - 100.0 == pytest.approx(0.3)
+def settings(**values: object) -> NotifierSettings:
+    return NotifierSettings(database_url="postgresql://unused", **values)  # type: ignore[arg-type]
 
 
-def test_rate_limiter_holds_the_rate_over_time() -> None:
-    time = FakeTime()
-    limiter = RateLimiter(rate=14, clock=time.clock, sleep=time.sleep)
-
-    for _ in range(14 * 10):
-        limiter.acquire()
-
-    # 140 sends at 14/s: a burst of 14 at once, then 126 more spaced 1/14 s apart
-    assert time.now - 100.0 == pytest.approx(9.0)
+def test_sending_stops_early_enough_for_one_ses_call_and_storing_its_result() -> None:
+    config = settings(ses_timeout_seconds=5, record_reserve_seconds=5)
+    # Connect timeout, then read timeout (botocore does not retry), then the commit
+    assert (config.ses_call_seconds, config.send_cutoff_seconds) == (10, 15)
 
 
-def test_rate_limiter_halves_its_rate_when_ses_throttles() -> None:
-    time = FakeTime()
-    limiter = RateLimiter(rate=10, burst=1, clock=time.clock, sleep=time.sleep)
-    limiter.acquire()
+@pytest.mark.parametrize(("lease", "seconds_left"), [(60, 60.0), (60, 90.0), (5, 5.5)])
+def test_a_lease_that_does_not_outlast_the_run_is_refused(lease: int, seconds_left: float) -> None:
+    with pytest.raises(NotifierMisconfigured, match=rf"LEASE_SECONDS \({lease}\) must exceed"):
+        check_lease(settings(lease_seconds=lease), seconds_left)
 
-    limiter.slow_down()
 
-    assert limiter.acquire() == pytest.approx(0.1)
-    assert limiter.acquire() == pytest.approx(0.2)
+@pytest.mark.parametrize(("lease", "seconds_left"), [(120, 60.0), (61, 60.0), (5, float("inf"))])
+def test_a_lease_longer_than_the_run_is_accepted(lease: int, seconds_left: float) -> None:
+    check_lease(settings(lease_seconds=lease), seconds_left)
+
+
+def driver_error(error: Exception) -> Exception:
+    """The error as SQLAlchemy raises it from pg8000."""
+    return DBAPIError.instance("SELECT 1", {}, error, pg8000.dbapi.Error)
+
+
+def server_error(code: str, message: str) -> Exception:
+    return driver_error(pg8000.dbapi.DatabaseError({"S": "FATAL", "C": code, "M": message}))
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (driver_error(pg8000.dbapi.InterfaceError("communication error")), True),
+        (server_error("57P01", "terminating connection due to administrator command"), True),
+        (server_error("57P03", "the database system is starting up"), True),
+        (server_error("53300", "sorry, too many clients already"), True),
+        (server_error("08006", "connection failure"), True),
+        (server_error("23505", "duplicate key value violates unique constraint"), False),
+        (server_error("42P01", 'relation "notifications" does not exist'), False),
+        (ValueError("not a database error"), False),
+    ],
+)
+def test_only_a_database_that_is_away_counts_as_unavailable(error: Exception, unavailable: bool) -> None:
+    assert is_database_unavailable(error) is unavailable
+
+
+def test_a_database_error_is_described_in_one_line() -> None:
+    assert describe_database_error(server_error("57P01", "terminating connection")) == "57P01 terminating connection"

@@ -2,8 +2,10 @@
 
 It renders a reminder (title in the subject; title, start time in the event's time zone and
 description in the text and HTML bodies), sends it from the configured sender, and sorts SES's
-errors into throttled, transient (worth retrying) and permanent. boto3 is imported on first use
-and its client created once per process; ``AWS_ENDPOINT_URL`` points it at moto or LocalStack.
+errors into throttled, transient (worth retrying), ambiguous (SES may have taken the email) and
+permanent. botocore itself never retries a send: after a read timeout it would send the email
+again without anyone recording that the first one may have gone out. boto3 is imported on first
+use and its client created once per process; ``AWS_ENDPOINT_URL`` points it at moto or LocalStack.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ PAUSED_CODES = frozenset({"AccountSendingPausedException", "ConfigurationSetSend
 
 class ErrorKind(enum.StrEnum):
     THROTTLED = "throttled"
+    # SES did not take the email (it answered with an error, or the request never reached it).
     TRANSIENT = "transient"
+    # The request went out and no answer came back (read timeout, connection closed): SES may have it.
+    AMBIGUOUS = "ambiguous"
     PERMANENT = "permanent"
 
 
@@ -100,14 +105,9 @@ def render_reminder(claimed: ClaimedNotification) -> Email:
 
 
 def classify(exc: Exception) -> SendError:
-    """Sort an exception from botocore into throttled, transient or permanent."""
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionClosedError,
-        ConnectTimeoutError,
-        EndpointConnectionError,
-        ReadTimeoutError,
-    )
+    """Sort an exception from botocore into throttled, transient, ambiguous or permanent."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as NotConnected
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -119,8 +119,14 @@ def classify(exc: Exception) -> SendError:
         if code in TRANSIENT_CODES or code in PAUSED_CODES or status >= 500:
             return SendError(ErrorKind.TRANSIENT, message)
         return SendError(ErrorKind.PERMANENT, message)
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError):
+    # Connecting failed (refused, timed out, TLS): the request never left.
+    if isinstance(exc, NotConnected):
         return SendError(ErrorKind.TRANSIENT, f"{type(exc).__name__}: {exc}")
+    # Read timeout, connection closed: after the request went out.
+    if isinstance(exc, HTTPClientError):
+        return SendError(
+            ErrorKind.AMBIGUOUS, f"{type(exc).__name__}: {exc} (SES may have accepted it; a retry may send it twice)"
+        )
     # Unknown failures are retried (and fail for good after the last attempt), never dropped.
     return SendError(ErrorKind.TRANSIENT, f"{type(exc).__name__}: {exc}")
 
@@ -176,8 +182,9 @@ def _new_client(settings: NotifierSettings) -> SESClient:
     config = Config(
         connect_timeout=settings.ses_timeout_seconds,
         read_timeout=settings.ses_timeout_seconds,
-        # One quick retry for a dropped connection; throttling is handled by our own backoff.
-        retries={"mode": "standard", "total_max_attempts": 2},
+        # No retries: a re-send after a read timeout may duplicate the email without any trace, and
+        # throttling and errors get our own backoff, recorded on the row first.
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max(10, settings.send_concurrency),
     )
     session = boto3.session.Session()

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -106,6 +107,9 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     message_id: Mapped[str | None] = mapped_column(String(200))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Attempts whose outcome nobody saw (a run died or lost its lease mid-send, or SES timed out after
+    # the request went out): each may have emailed the recipient. Never reset, so a duplicate stays visible.
+    unconfirmed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -153,3 +157,17 @@ class CalendarFeed(Base):
     feed_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     secret_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class SendRate(Base):
+    """The SES account's send rate, shared by every notifier run: a token bucket (GCRA) that runs
+    reserve slots from in chunks, slowed for everyone when SES throttles one of them."""
+
+    __tablename__ = "send_rate"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # When the next send may start (the bucket's "theoretical arrival time").
+    next_send_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The rate SES last throttled us down to, and when; it recovers toward MAX_SEND_RATE.
+    throttled_rate: Mapped[float | None] = mapped_column(Float)
+    throttled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

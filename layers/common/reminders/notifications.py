@@ -1,9 +1,12 @@
 """Notifications: planning deliveries when events change; claiming, expiring and recording them
-for the notifier; the retry policy.
+for the notifier; the retry policy; the account's shared send rate.
 
 A notification row is one (event, recipient, minutes_before). Planning is an upsert on that
-unique key, so re-planning after an update never duplicates a delivery and never touches a row
-that was already sent, is being sent, or failed for good.
+unique key, so re-planning after an update never duplicates a delivery. The due time follows the
+event whatever state the row is in: a change re-plans only rows whose due time moved (keeping
+their attempts, backoff and error), moves a row that is being sent too (its result then lands
+at the new time), and never touches a row that was sent or failed for good. A reminder SES
+accepted while its event changed stays sent: at most one email per (event, recipient, reminder).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
+    Float,
     Integer,
+    Interval,
     Subquery,
     Text,
     and_,
@@ -29,8 +34,10 @@ from sqlalchemy import (
     case,
     cast,
     column,
+    extract,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -41,10 +48,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from reminders.models import Event, Notification, NotificationStatus
+from reminders.models import Event, Notification, NotificationStatus, SendRate
 
-# Rows that a change of the event may re-plan: nothing has gone out for them.
-REPLANNABLE = (NotificationStatus.PENDING, NotificationStatus.CANCELLED, NotificationStatus.EXPIRED)
+# Rows that a change of the event may re-plan: nothing has gone out for them (or, while sending, nothing yet).
+REPLANNABLE = (
+    NotificationStatus.PENDING,
+    NotificationStatus.SENDING,
+    NotificationStatus.CANCELLED,
+    NotificationStatus.EXPIRED,
+)
 
 
 def planned_deliveries(event: Event) -> list[tuple[str, int, datetime]]:
@@ -57,7 +69,13 @@ def planned_deliveries(event: Event) -> list[tuple[str, int, datetime]]:
 
 
 def plan_notifications(session: Session, event: Event, now: datetime) -> None:
-    """Create or re-plan the event's notification rows and cancel those no longer wanted."""
+    """Create or re-plan the event's notification rows and cancel those no longer wanted.
+
+    A row is re-planned only when its due time moved (or it was cancelled and is wanted again):
+    its attempts and last error stay, and a backoff still running is kept. A row being sent
+    stays ``sending`` under its run's lease with the new due time, so whatever the run records
+    (a retry, a release) waits for that time.
+    """
     deliveries = planned_deliveries(event)
     if deliveries:
         stmt = insert(Notification).values(
@@ -75,18 +93,28 @@ def plan_notifications(session: Session, event: Event, now: datetime) -> None:
                 for recipient, minutes, due_at in deliveries
             ]
         )
+        new_due = stmt.excluded.due_at
+        sending = Notification.status == NotificationStatus.SENDING.value
         stmt = stmt.on_conflict_do_update(
             index_elements=["event_id", "recipient", "minutes_before"],
             set_={
-                "due_at": stmt.excluded.due_at,
-                "next_attempt_at": stmt.excluded.next_attempt_at,
-                "status": NotificationStatus.PENDING.value,
-                "attempts": 0,
-                "lease_until": None,
-                "last_error": None,
+                "due_at": new_due,
+                # A retry's backoff (attempts > 0) still holds if the event moved closer.
+                "next_attempt_at": case(
+                    (Notification.attempts > 0, func.greatest(new_due, Notification.next_attempt_at)),
+                    else_=new_due,
+                ),
+                "status": case((sending, Notification.status), else_=NotificationStatus.PENDING.value),
+                "lease_until": case((sending, Notification.lease_until), else_=None),
                 "updated_at": now,
             },
-            where=Notification.status.in_([s.value for s in REPLANNABLE]),
+            where=and_(
+                Notification.status.in_([s.value for s in REPLANNABLE]),
+                or_(
+                    Notification.due_at.is_distinct_from(new_due),
+                    Notification.status == NotificationStatus.CANCELLED.value,
+                ),
+            ),
         )
         session.execute(stmt)
     wanted = [(recipient, minutes) for recipient, minutes, _ in deliveries]
@@ -169,8 +197,10 @@ class DeliveryResult:
     sent_at: datetime | None = None
     next_attempt_at: datetime | None = None
     last_error: str | None = None
-    # Never handed to SES (the run ran short of time): due again at once, and not an attempt.
+    # Never handed to SES (the run ran short of time, or stopped): due again at once, and not an attempt.
     unattempted: bool = False
+    # Nobody knows whether SES took it (it timed out after the request went out): a retry may duplicate it.
+    unconfirmed: bool = False
 
     @classmethod
     def released(cls, claimed: ClaimedNotification, now: datetime) -> DeliveryResult:
@@ -191,9 +221,19 @@ class RetryPolicy:
         return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
 
     def after_failure(
-        self, claimed: ClaimedNotification, error: str, *, retryable: bool, now: datetime, rng: random.Random
+        self,
+        claimed: ClaimedNotification,
+        error: str,
+        *,
+        retryable: bool,
+        now: datetime,
+        rng: random.Random,
+        unconfirmed: bool = False,
     ) -> DeliveryResult:
-        """Pending again after a backoff, or failed for good (permanent, or the last attempt)."""
+        """Pending again after a backoff, or failed for good (permanent, or the last attempt).
+
+        An ``unconfirmed`` attempt (SES may have taken the email) is stored as such before any retry.
+        """
         if retryable and claimed.attempts < self.max_attempts:
             return DeliveryResult(
                 claimed.id,
@@ -201,14 +241,18 @@ class RetryPolicy:
                 NotificationStatus.PENDING,
                 next_attempt_at=now + self.delay(claimed.attempts, rng),
                 last_error=error,
+                unconfirmed=unconfirmed,
             )
         if retryable:
             error = f"gave up after {claimed.attempts} attempts: {error}"
-        return DeliveryResult(claimed.id, claimed.attempts, NotificationStatus.FAILED, last_error=error)
+        return DeliveryResult(
+            claimed.id, claimed.attempts, NotificationStatus.FAILED, last_error=error, unconfirmed=unconfirmed
+        )
 
 
 def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> int:
-    """Put rows whose lease ran out (their run died mid-batch) back in the due queue."""
+    """Put rows whose lease ran out (their run died mid-batch) back in the due queue, at their due
+    time if the event moved meanwhile, marked as possibly sent (that run may have emailed them)."""
     stale = (
         select(Notification.id)
         .where(Notification.status == NotificationStatus.SENDING.value, Notification.lease_until < now)
@@ -223,7 +267,9 @@ def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> in
         .values(
             status=NotificationStatus.PENDING.value,
             lease_until=None,
+            next_attempt_at=func.greatest(Notification.next_attempt_at, Notification.due_at),
             last_error="lease expired before the result was recorded; the email may have gone out",
+            unconfirmed_attempts=Notification.unconfirmed_attempts + 1,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -243,7 +289,8 @@ def claim_due_notifications(
     """Claim up to ``limit`` due rows in one statement; the caller commits before sending.
 
     Rows locked by another run are skipped, never waited for. Rows of events that started more
-    than ``start_grace_seconds`` ago become ``expired``, rows of deleted events ``cancelled``;
+    than ``start_grace_seconds`` ago become ``expired``; rows of deleted events, and of recipients
+    or reminders the event no longer has (removed while the row was being sent), ``cancelled``;
     neither is sent.
     """
     due = (
@@ -254,8 +301,11 @@ def claim_due_notifications(
         .with_for_update(skip_locked=True)
         .subquery("due")
     )
+    still_wanted = and_(
+        Notification.recipient == any_(Event.recipients), Notification.minutes_before == any_(Event.reminders)
+    )
     new_status = case(
-        (Event.deleted_at.is_not(None), NotificationStatus.CANCELLED.value),
+        (or_(Event.deleted_at.is_not(None), not_(still_wanted)), NotificationStatus.CANCELLED.value),
         (Event.starts_at < now - timedelta(seconds=start_grace_seconds), NotificationStatus.EXPIRED.value),
         (Notification.attempts >= max_attempts, NotificationStatus.FAILED.value),
         else_=NotificationStatus.SENDING.value,
@@ -328,7 +378,9 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
     """Store a batch of results in one statement (pg8000's executemany is a round trip per row).
 
     A result counts only while its claim still holds (status 'sending', same attempt), except
-    that a sent email is always recorded: it went out, whoever owns the row now.
+    that a sent email is always recorded: it went out, whoever owns the row now. A row going back
+    to pending waits for its due time too, in case the event moved while it was being sent; an
+    unconfirmed attempt is added to the row's trace.
     Returns how many rows were written.
     """
     if not results:
@@ -343,6 +395,7 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             _array([r.next_attempt_at for r in results], DateTime(timezone=True)),
             _array([r.last_error for r in results], Text()),
             _array([r.unattempted for r in results], Boolean()),
+            _array([r.unconfirmed for r in results], Boolean()),
         )
         .table_valued(
             column("id", BigInteger()),
@@ -353,6 +406,7 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             column("next_attempt_at", DateTime(timezone=True)),
             column("last_error", Text()),
             column("unattempted", Boolean()),
+            column("unconfirmed", Boolean()),
             name="v",
         )
         .render_derived()
@@ -374,15 +428,89 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             status=v.c.status,
             message_id=func.coalesce(v.c.message_id, Notification.message_id),
             sent_at=func.coalesce(v.c.sent_at, Notification.sent_at),
-            next_attempt_at=func.coalesce(v.c.next_attempt_at, Notification.next_attempt_at),
+            next_attempt_at=case(
+                (
+                    v.c.status == NotificationStatus.PENDING.value,
+                    func.greatest(v.c.next_attempt_at, Notification.due_at),
+                ),
+                else_=Notification.next_attempt_at,
+            ),
             last_error=case((v.c.unattempted, Notification.last_error), else_=v.c.last_error),
             attempts=Notification.attempts - case((v.c.unattempted, 1), else_=0),
+            unconfirmed_attempts=Notification.unconfirmed_attempts + case((v.c.unconfirmed, 1), else_=0),
             lease_until=None,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )
     return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+
+# The account's send rate, shared by every run: a GCRA token bucket in one row. A run reserves
+# consecutive send slots in chunks (one round trip per chunk, not per email) and spaces its sends
+# over them, so overlapping runs together keep to the rate. A throttle from SES slows the rate for
+# everyone, once per second however many runs saw it, and the rate doubles back toward the
+# maximum every RATE_RECOVERY_SECONDS without a throttle. Times are the database's, so the runs'
+# clocks do not matter.
+SEND_RATE_NAME = "ses"
+RATE_RECOVERY_SECONDS = 30.0
+THROTTLE_EVERY_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SendSlots:
+    """``count`` send slots reserved for a run: the first ``starts_in`` seconds from now, then one
+    every ``1 / rate`` seconds."""
+
+    count: int
+    starts_in: float
+    rate: float
+
+
+def _current_rate(max_rate: float) -> ColumnElement[float]:
+    since_throttle = cast(extract("epoch", func.statement_timestamp() - SendRate.throttled_at), Float)
+    recovered = SendRate.throttled_rate * func.power(2.0, func.least(since_throttle / RATE_RECOVERY_SECONDS, 60.0))
+    ceiling = literal(max_rate, Float)
+    return case((SendRate.throttled_at.is_(None), ceiling), else_=func.least(ceiling, recovered))
+
+
+def _seconds(amount: ColumnElement[Any]) -> ColumnElement[Any]:
+    return amount * literal_column("interval '1 second'", Interval)
+
+
+def reserve_send_slots(session: Session, count: int, *, max_rate: float) -> SendSlots:
+    """Reserve the account's next ``count`` send slots (commit at once: other runs wait on this row)."""
+    rate = _current_rate(max_rate)
+    now = func.statement_timestamp()
+    first = insert(SendRate).values(name=SEND_RATE_NAME, next_send_at=now + _seconds(literal(count / max_rate, Float)))
+    stmt = first.on_conflict_do_update(
+        index_elements=[SendRate.name],
+        set_={"next_send_at": func.greatest(SendRate.next_send_at, now) + _seconds(count / rate)},
+    ).returning(cast(extract("epoch", SendRate.next_send_at - now), Float), rate)
+    ends_in, granted = session.execute(stmt).one()
+    return SendSlots(count, max(0.0, ends_in - count / granted), granted)
+
+
+def slow_send_rate(session: Session, *, max_rate: float, floor: float = 1.0) -> float:
+    """SES throttled a send: halve the account's rate (unless another run just did); return the rate now."""
+    rate = _current_rate(max_rate)
+    now = func.statement_timestamp()
+    slowed = session.execute(
+        update(SendRate)
+        .where(
+            SendRate.name == SEND_RATE_NAME,
+            or_(
+                SendRate.throttled_at.is_(None),
+                SendRate.throttled_at < now - _seconds(literal(THROTTLE_EVERY_SECONDS, Float)),
+            ),
+        )
+        .values(throttled_rate=func.greatest(rate / 2, min(floor, max_rate)), throttled_at=now)
+        .returning(SendRate.throttled_rate)
+    ).scalar_one_or_none()
+    if slowed is not None:
+        return float(slowed)
+    current = session.execute(select(rate).where(SendRate.name == SEND_RATE_NAME)).scalar_one_or_none()
+    return float(current) if current is not None else max_rate
 
 
 def _any_of(ids: Subquery) -> ColumnElement[Any]:

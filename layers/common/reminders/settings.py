@@ -69,27 +69,41 @@ class NotifierSettings(DatabaseSettings):
     """Settings of NotifierFunction: who sends, how fast, how hard it retries."""
 
     sender_email: str = "reminders@example.com"
-    # Reminders claimed per run; one run must finish well inside the function timeout.
+    # Reminders claimed per batch; a run claims batch after batch while its time lasts.
     batch_size: int = Field(default=200, ge=1, le=10_000)
-    # SES accounts have a maximum send rate (14/s in a fresh production account).
+    # The SES account's maximum send rate (14/s in a fresh production account), shared by all runs.
     max_send_rate: float = Field(default=14.0, gt=0)
     send_concurrency: int = Field(default=8, ge=1, le=64)
-    # A claimed row whose lease runs out (the run died) is claimed again.
+    # A claimed row whose lease runs out (its run died) is claimed again. Must exceed the function's
+    # timeout (a run refuses to start otherwise), so a live run never loses its lease.
     lease_seconds: int = Field(default=120, ge=5)
     max_attempts: int = Field(default=5, ge=1, le=50)
     retry_base_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
-    # Stop claiming new batches when less than this many seconds of the timeout remain.
-    time_budget_margin_seconds: float = Field(default=10.0, ge=0)
-    # Results are committed every this many sends: bounds the duplicate window after a crash.
+    # Kept after the last SES call may end, for storing the results before the function's timeout.
+    record_reserve_seconds: float = Field(default=5.0, ge=0)
+    # Results are committed every this many sends, or this long after the oldest one not yet
+    # committed: bounds the duplicate window after a crash.
     record_every: int = Field(default=25, ge=1, le=1_000)
+    record_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     # A reminder may still go out this long after the start (a 0-minute reminder is due at the start
     # and the schedule runs once a minute); later it is marked expired.
     start_grace_seconds: int = Field(default=60, ge=0, le=3600)
     # SES endpoint: AWS_ENDPOINT_URL points at moto or LocalStack locally; unset on AWS.
     aws_endpoint_url: str | None = None
     aws_region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
-    ses_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # SES connect timeout and read timeout, each: one SES call lasts at most twice this.
+    ses_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @property
+    def ses_call_seconds(self) -> float:
+        """The longest one SES call can take (connect, then wait for the answer; botocore does not retry)."""
+        return 2 * self.ses_timeout_seconds
+
+    @property
+    def send_cutoff_seconds(self) -> float:
+        """No SES call starts with less than this left before the timeout: one call, then storing its result."""
+        return self.ses_call_seconds + self.record_reserve_seconds
 
 
 @lru_cache(maxsize=1)
