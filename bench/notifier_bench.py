@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
 
-from reminders import db, migrate, notifications  # noqa: E402
+from reminders import db, migrate, outbox  # noqa: E402
 from reminders.delivery import RunSummary, run_notifier  # noqa: E402
 from reminders.mailer import SesMailer, ses_client  # noqa: E402
 from reminders.models import NotificationStatus  # noqa: E402
@@ -188,21 +188,19 @@ def database_cost(engine: Engine, url: str, count: int = 20_000) -> None:
     while True:
         now = datetime.now(UTC)
         with db.session_scope(engine) as session:
-            notifications.reclaim_expired_leases(session, now, limit=BATCH)
-            claim = notifications.claim_due_notifications(
+            outbox.reclaim_expired_leases(session, now, limit=BATCH)
+            claim = outbox.claim_due_notifications(
                 session, now, limit=BATCH, lease_seconds=120, max_attempts=5, start_grace_seconds=60
             )
         if not claim.to_send:
             break
         results = [
-            notifications.DeliveryResult(
-                c.id, c.attempts, NotificationStatus.SENT, message_id=uuid.uuid4().hex, sent_at=now
-            )
+            outbox.DeliveryResult(c.id, c.attempts, NotificationStatus.SENT, message_id=uuid.uuid4().hex, sent_at=now)
             for c in claim.to_send
         ]
         for start in range(0, len(results), 100):
             with db.session_scope(engine) as session:
-                notifications.record_results(session, results[start : start + 100], now)
+                outbox.record_results(session, results[start : start + 100], now)
         done += len(results)
     elapsed = time.perf_counter() - started
     event.remove(engine, "before_cursor_execute", timer._before)

@@ -19,9 +19,10 @@ from botocore.exceptions import ClientError
 from sqlalchemy import Engine
 
 from reminders import db
-from reminders.mailer import local_start, ses_client
+from reminders.mailer import ses_client
 from reminders.models import Notification
-from reminders.notifications import claim_due_notifications
+from reminders.outbox import claim_due_notifications
+from reminders.rendering import local_start
 from tests.support.notifier import (
     FailingFirst,
     Outbox,

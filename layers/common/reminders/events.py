@@ -11,14 +11,14 @@ import binascii
 import heapq
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from reminders import notifications
+from reminders import outbox
 from reminders.calendar import series_of
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import Event, Notification
@@ -72,7 +72,7 @@ def create_event(
     )
     session.add(event)
     session.flush()
-    notifications.plan_notifications(session, event, now)
+    outbox.plan_notifications(session, event, now)
     return event
 
 
@@ -112,7 +112,7 @@ def update_event(session: Session, owner: str, event_id: str, patch: EventUpdate
     event.updated_at = now
     session.flush()
     if PLANNED_FIELDS & changes.keys():
-        notifications.plan_notifications(session, event, now)
+        outbox.plan_notifications(session, event, now)
     return event
 
 
@@ -120,12 +120,12 @@ def delete_event(session: Session, owner: str, event_id: str, now: datetime) -> 
     event = get_event(session, owner, event_id, for_update=True)
     event.deleted_at = now
     event.updated_at = now
-    notifications.cancel_notifications(session, event.id, now)
+    outbox.cancel_notifications(session, event.id, now)
 
 
 def list_event_notifications(session: Session, owner: str, event_id: str) -> list[Notification]:
     event = get_event(session, owner, event_id)
-    return notifications.list_for_event(session, event.id)
+    return outbox.list_for_event(session, event.id)
 
 
 def encode_cursor(event: Event) -> str:
@@ -245,9 +245,7 @@ def agenda(
             or_(Event.recurrence.is_not(None), Event.starts_at >= start),
         )
     ).all()
-    streams = [
-        ((instant, e.id, i) for instant in series_of(e).occurrences(start, before)) for i, e in enumerate(candidates)
-    ]
+    streams = [_tagged(series_of(e).occurrences(start, before), e.id, i) for i, e in enumerate(candidates)]
     page: list[tuple[Event, datetime]] = []
     for instant, event_id, index in heapq.merge(*streams):
         if last is not None and (instant, event_id) <= last:
@@ -257,6 +255,13 @@ def agenda(
             return page, _encode([tail_instant.isoformat(), str(tail_event.id)])
         page.append((candidates[index], instant))
     return page, None
+
+
+def _tagged(
+    occurrences: Iterator[datetime], event_id: uuid.UUID, index: int
+) -> Iterator[tuple[datetime, uuid.UUID, int]]:
+    for instant in occurrences:
+        yield instant, event_id, index
 
 
 def _cursor_time(text: str) -> datetime:

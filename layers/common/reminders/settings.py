@@ -68,6 +68,9 @@ class ApiSettings(DatabaseSettings):
 class NotifierSettings(DatabaseSettings):
     """Settings of NotifierFunction: who sends, how fast, how hard it retries."""
 
+    # Series whose reminders a run plans further ahead (each about once a day): the horizon step's batch.
+    horizon_batch_size: int = Field(default=500, ge=1, le=100_000)
+
     sender_email: str = "reminders@example.com"
     # Reminders claimed per batch; a run claims batch after batch while its time lasts.
     batch_size: int = Field(default=200, ge=1, le=10_000)
