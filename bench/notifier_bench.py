@@ -44,7 +44,7 @@ class StandInSes:
     def __init__(self, latency: float) -> None:
         self.latency = latency
 
-    def send_email(self, **_: Any) -> dict[str, str]:
+    def send_raw_email(self, **_: Any) -> dict[str, str]:
         if self.latency:
             time.sleep(self.latency)
         return {"MessageId": uuid.uuid4().hex}

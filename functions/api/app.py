@@ -417,7 +417,7 @@ def _public_base_url() -> str:
     "/calendar/feed",
     summary="The caller's private iCalendar feed URL (created on first call)",
     security=BEARER,
-    responses={**ok(CalendarFeedOut), **_errors(401, 503)},
+    responses={**ok(CalendarFeedOut), **_errors(401, 422, 503)},
 )
 @tracer.capture_method
 def get_calendar_feed() -> CalendarFeedOut:
@@ -432,7 +432,7 @@ def get_calendar_feed() -> CalendarFeedOut:
     "/calendar/feed",
     summary="Revoke the caller's feed URL (the next GET makes a new one)",
     security=BEARER,
-    responses={204: {"description": "Revoked", "content": {}}, **_errors(401, 503)},
+    responses={204: {"description": "Revoked", "content": {}}, **_errors(401, 422, 503)},
 )
 @tracer.capture_method
 def delete_calendar_feed() -> Response[None]:
@@ -447,7 +447,7 @@ def delete_calendar_feed() -> Response[None]:
     summary="A private iCalendar feed (RFC 5545); the secret in the URL is the key, no bearer token",
     responses={
         200: {"description": "The feed", "content": {"text/calendar": {"schema": {"type": "string"}}}},
-        **_errors(404, 503),
+        **_errors(404, 422, 503),
     },
 )
 @tracer.capture_method

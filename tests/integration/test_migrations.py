@@ -79,7 +79,8 @@ def test_existing_reminders_are_carried_over_to_their_events_start() -> None:
                     text(
                         "INSERT INTO notifications (event_id, occurrence_at, recipient, minutes_before, due_at, "
                         "next_attempt_at) SELECT event_id, occurrence_at + interval '1 week', recipient, "
-                        "minutes_before, due_at + interval '1 week', next_attempt_at + interval '1 week' FROM notifications"
+                        "minutes_before, due_at + interval '1 week', next_attempt_at + interval '1 week' "
+                        "FROM notifications"
                     )
                 )
                 config = migrate._config()

@@ -146,12 +146,12 @@ class HeldSend:
         self.entered = threading.Event()
         self.go = threading.Event()
 
-    def send_email(self, **kwargs: Any) -> Any:
+    def send_raw_email(self, **kwargs: Any) -> Any:
         self.entered.set()
         assert self.go.wait(30)
         if self.error is not None:
             raise self.error
-        return self.client.send_email(**kwargs)
+        return self.client.send_raw_email(**kwargs)
 
 
 def in_background(work: Callable[[], Any]) -> threading.Thread:

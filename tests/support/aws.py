@@ -95,7 +95,8 @@ def sent_emails(endpoint: str) -> list[dict[str, Any]]:
             {
                 "Id": m["id"],
                 "Source": m["source"],
-                "Destination": {"ToAddresses": list(m.get("destinations") or [])},
+                # moto lists the Destinations and the To header's addresses: the same address twice.
+                "Destination": {"ToAddresses": list(dict.fromkeys(m.get("destinations") or []))},
                 "RawData": m["raw_data"],
             }
         )
