@@ -288,3 +288,19 @@ def test_without_a_usable_key_the_feed_url_is_a_readable_503(
         api_settings.cache_clear()
 
     assert response.status == 503 and "calendar feeds are not configured" in response.json()["message"]
+
+
+def test_a_series_made_a_one_off_at_a_new_time_keeps_one_reminder_per_recipient(api: Any, engine: Engine) -> None:
+    # Given a weekly series with its reminders planned for weeks ahead
+    event = create_weekly(api)
+    later = datetime.fromisoformat(event["starts_at"]) + timedelta(days=3, hours=2)
+
+    # When it becomes a one-off at another time in the same change
+    response = api("PATCH", f"/events/{event['id']}", body={"recurrence": None, "starts_at": utc_text(later)})
+
+    # Then one reminder is pending, at the new time; the series' others are cancelled
+    assert response.status == 200, response
+    log = api("GET", f"/events/{event['id']}/notifications").json()["items"]
+    pending = [n for n in log if n["status"] == "pending"]
+    assert [n["occurrence_at"] for n in pending] == [utc_text(later)]
+    assert {n["status"] for n in log} == {"pending", "cancelled"}

@@ -117,7 +117,9 @@ def occurrence_ics(occurrence: Occurrence, *, now: datetime) -> bytes:
             now,
         )
     )
-    _add_zones(calendar, [series.starts_at], now)
+    # Its zone's transitions around that one start are all a client needs (and cheap to write).
+    day = series.starts_at.date()
+    calendar.add_missing_timezones(first_date=day - timedelta(days=1), last_date=day + timedelta(days=366))
     return bytes(calendar.to_ical())
 
 

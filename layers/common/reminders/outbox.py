@@ -126,8 +126,10 @@ def _follow_the_start(session: Session, event: Event, deliveries: list[Delivery]
     """A one-off event's rows move with it (their due time is then re-planned by the upsert); a
     reminder already sent or failed for good is not planned again at the new time."""
     other = aliased(Notification)
-    session.execute(
-        update(Notification)
+    # One row per (recipient, reminder) moves (a series made a one-off has several); the rest are
+    # cancelled with whatever else the plan does not want.
+    movable = (
+        select(func.min(Notification.id))
         .where(
             Notification.event_id == event.id,
             Notification.occurrence_at != event.starts_at,
@@ -139,6 +141,11 @@ def _follow_the_start(session: Session, event: Event, deliveries: list[Delivery]
                 other.minutes_before == Notification.minutes_before,
             ),
         )
+        .group_by(Notification.recipient, Notification.minutes_before)
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(movable.scalar_subquery()))
         .values(occurrence_at=event.starts_at)
         .execution_options(synchronize_session=False)
     )
