@@ -4,6 +4,7 @@ moto in server mode on a free local port; and reading back the emails it capture
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import json
@@ -119,7 +120,11 @@ def sent_emails(endpoint: str) -> list[dict[str, Any]]:
 
 def mime(message: dict[str, Any]) -> EmailMessage:
     """A raw (``RawData``) message parsed as a mail client would."""
-    parsed = email.message_from_string(message["RawData"], policy=email.policy.default)
+    raw = message["RawData"]
+    if ":" not in raw.split("\n", 1)[0]:
+        # Not header lines: the base64 of the message, as the SES wire carries it.
+        raw = base64.b64decode(raw).decode("utf-8", "replace")
+    parsed = email.message_from_string(raw, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
