@@ -48,7 +48,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         settings = notifier_settings()
         summary = run_notifier(
-            db.session_scope,
+            lambda: db.session_scope(settings=notifier_settings),
             ses_mailer(settings),
             settings,
             time_left=lambda: context.get_remaining_time_in_millis() / 1000,

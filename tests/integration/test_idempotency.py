@@ -39,8 +39,13 @@ def key() -> str:
     return f"key-{uuid.uuid4()}"
 
 
+# One start time for the whole module: two calls of body() must give the same request, even
+# when the clock ticks into the next second between them.
+STARTS = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat()
+
+
 def body(**overrides: Any) -> dict[str, Any]:
-    starts = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat()
+    starts = STARTS
     return {"title": "Team sync", "starts_at": starts, "recipients": [ANA], **overrides}
 
 

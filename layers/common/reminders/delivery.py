@@ -40,11 +40,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reminders.calendar import Occurrence
 from reminders.clock import Clock, utcnow
+from reminders.db import is_unavailable
 from reminders.mailer import ErrorKind, Mailer, SendError
 from reminders.models import NotificationStatus
 from reminders.outbox import (
@@ -68,9 +69,6 @@ CHUNK_SECONDS = 0.5
 # A slot not used within this long of its time is dropped: a late send must not crowd the
 # slots after it (another run's, perhaps). Bounds any second's sends to rate x 1.05 + 1.
 LATE_SLOT_SECONDS = 0.05
-# SQLSTATE classes of a database that is going away or full: connection (08), insufficient
-# resources (53, e.g. too many connections), operator intervention (57, e.g. shutting down).
-UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
 
 Outcome = tuple[str | None, SendError | None, datetime]
 
@@ -88,25 +86,16 @@ def reminder_email(claimed: ClaimedNotification, now: datetime) -> Email:
 
 
 def check_lease(settings: NotifierSettings, seconds_left: float) -> None:
-    """Refuse to run if this run could outlive the lease it puts on the reminders it claims."""
-    if math.isfinite(seconds_left) and settings.lease_seconds <= seconds_left:
+    """Refuse to run if this run could outlive the lease it puts on the reminders it claims.
+
+    The time left at the start stands for the function's timeout (Lambda's are whole seconds;
+    the cold start is not counted in it).
+    """
+    if math.isfinite(seconds_left) and settings.lease_seconds <= math.ceil(seconds_left):
         raise NotifierMisconfigured(
             f"LEASE_SECONDS ({settings.lease_seconds}) must exceed the function's timeout "
             f"({math.ceil(seconds_left)} s): otherwise another run may send the reminders this one is sending"
         )
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """A lost or refused connection, or a server shutting down: a later run may well succeed."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:
-        return True
-    details = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    code = str(details.get("C", "")) if isinstance(details, dict) else ""
-    return code[:2] in UNAVAILABLE_SQLSTATE_CLASSES
 
 
 def describe_database_error(exc: BaseException) -> str:
@@ -255,7 +244,7 @@ class SharedSendRate:
             with self._sessions() as session:
                 rate = slow_send_rate(session, max_rate=self._max_rate)
         except DBAPIError as exc:
-            if not is_database_unavailable(exc):
+            if not is_unavailable(exc):
                 raise
             self._stop.database_unavailable(exc)
             return
@@ -303,7 +292,7 @@ class _Recorder:
                     written = record_results(session, self.pending, self._clock())
                 break
             except DBAPIError as exc:
-                if not is_database_unavailable(exc):
+                if not is_unavailable(exc):
                     raise
                 self._stop.database_unavailable(exc)
                 # Emails already left: a dropped connection must not turn them into duplicates.
@@ -389,7 +378,7 @@ def run_notifier(
                 if claim.rows < limit:
                     break
     except DBAPIError as exc:
-        if not is_database_unavailable(exc):
+        if not is_unavailable(exc):
             raise
         stop.database_unavailable(exc)
     summary.database_error = stop.database_error
@@ -426,7 +415,7 @@ def _deliver(
                 return None, None, clock()
         except DBAPIError as exc:
             # The shared send rate lives in the database: without it, no send may start.
-            if not is_database_unavailable(exc):
+            if not is_unavailable(exc):
                 raise
             stop.database_unavailable(exc)
             return None, None, clock()

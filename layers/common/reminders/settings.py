@@ -71,6 +71,9 @@ class NotifierSettings(DatabaseSettings):
     # Series whose reminders a run plans further ahead (each about once a day): the horizon step's batch.
     horizon_batch_size: int = Field(default=500, ge=1, le=100_000)
 
+    # A dead database is given up on after this long (connect, each round trip): a run must end
+    # within its timeout, and storing results is retried a few times.
+    db_socket_timeout: float = Field(default=10, gt=0, le=900)
     sender_email: str = "reminders@example.com"
     # Reminders claimed per batch; a run claims batch after batch while its time lasts.
     batch_size: int = Field(default=200, ge=1, le=10_000)

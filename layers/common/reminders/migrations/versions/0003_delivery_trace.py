@@ -1,7 +1,7 @@
 """delivery trace (unconfirmed attempts) and the account-wide send rate
 
 Revision ID: 0003_delivery_trace
-Revises: 0001
+Revises: 0002_idempotency
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_delivery_trace"
-# Chained after 0002_idempotency when merged beside it.
 down_revision = "0002_idempotency"
 branch_labels = None
 depends_on = None
