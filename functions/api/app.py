@@ -451,7 +451,7 @@ def delete_calendar_feed() -> Response[None]:
     },
 )
 @tracer.capture_method
-def calendar_feed_document(feed: Annotated[str, Path(description="<secret>.ics")]) -> Response[str]:
+def calendar_feed_document(feed: Annotated[str, Path(max_length=64, description="<secret>.ics")]) -> Response[str]:
     if not feed.endswith(".ics"):
         raise NotFound("unknown calendar feed")
     with sessions() as session:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import email.utils
 import io
 import json
 import re
@@ -57,6 +58,11 @@ def _subject(message: dict[str, Any]) -> str | None:
     return message.get("Subject")
 
 
+def _header_addresses(raw: str) -> list[str]:
+    parsed = email.message_from_string(raw, policy=email.policy.default)
+    return [address for _, address in email.utils.getaddresses(parsed.get_all("To") or [])]
+
+
 def _v1_message(form: dict[str, list[str]], message_id: str) -> dict[str, Any]:
     def one(key: str) -> str | None:
         return form.get(key, [None])[0]
@@ -79,6 +85,7 @@ def _v1_message(form: dict[str, list[str]], message_id: str) -> dict[str, Any]:
     if one("Action") == "SendRawEmail":
         # The wire carries it base64-encoded; LocalStack keeps (and serves) the MIME text itself.
         message["RawData"] = base64.b64decode(one("RawMessage.Data") or "").decode("utf-8", "replace")
+        message["Destination"]["ToAddresses"] = many("Destinations.member.") or _header_addresses(message["RawData"])
     else:
         message["Subject"] = one("Message.Subject.Data")
         message["Body"] = {"text_part": one("Message.Body.Text.Data"), "html_part": one("Message.Body.Html.Data")}
