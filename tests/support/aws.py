@@ -77,22 +77,32 @@ def _get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
-def sent_emails(endpoint: str) -> list[dict[str, Any]]:
+def sent_count(endpoint: str) -> int:
+    """How many emails the emulator holds (nothing parsed)."""
+    return len(_sent_messages(endpoint))
+
+
+def sent_emails(endpoint: str, start: int = 0) -> list[dict[str, Any]]:
     """Every email the emulator accepted, oldest first, in LocalStack's ``/_aws/ses`` shape:
     ``{"Id", "Source", "Destination": {"ToAddresses"}, "Subject", "Body": {"text_part", "html_part"}}``.
 
     LocalStack (and the local runtime) serve ``GET /_aws/ses``; plain moto serves its models at
     ``GET /moto-api/data.json`` (it keeps one body of each email: the HTML one when there is one).
     """
+    # Only the messages asked for are parsed: the session's emulator keeps thousands.
+    return [_with_parts(m) for m in _sent_messages(endpoint)[start:]]
+
+
+def _sent_messages(endpoint: str) -> list[dict[str, Any]]:
     try:
-        return [_with_parts(m) for m in _get_json(f"{endpoint}/_aws/ses")["messages"]]
+        return list(_get_json(f"{endpoint}/_aws/ses")["messages"])
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise
     data = _get_json(f"{endpoint}/moto-api/data.json")
     messages = data.get("ses", {}).get("Message", [])
     raw = [
-        _with_parts(
+        (
             {
                 "Id": m["id"],
                 "Source": m["source"],

@@ -34,10 +34,10 @@ class Outbox:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.start = len(aws.sent_emails(endpoint))
+        self.start = aws.sent_count(endpoint)
 
     def emails(self) -> list[dict[str, Any]]:
-        return aws.sent_emails(self.endpoint)[self.start :]
+        return aws.sent_emails(self.endpoint, self.start)
 
 
 def notifier_settings(endpoint: str, **overrides: Any) -> NotifierSettings:
