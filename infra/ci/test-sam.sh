@@ -4,12 +4,16 @@
 #   - PostgreSQL from docker-compose.yml (postgres:16; where it can't be pulled, the image that
 #     infra/docker/postgres/build.sh builds from Debian, via infra/docker/compose.local-images.yml);
 #   - Lambda containers from the image that infra/docker/lambda-python/build.sh builds (no registry
-#     needed), passed with --invoke-image, on the compose network, so DATABASE_URL names `postgres`;
-#   - the token authorizer trusts a local issuer whose JWKS is served to the containers here;
+#     needed), passed with --invoke-image, on the project's own compose network (event-reminders-sam),
+#     so DATABASE_URL names `postgres` and no other compose project's `postgres` can answer;
+#   - the token authorizer trusts make run's local issuer: the same key (.local/issuer) and, on the
+#     default port, the same issuer URL (http://127.0.0.1:3000/_local/issuer), so `make token` tokens
+#     work against either and survive restarts; its JWKS is served to the containers here;
 #   - migrations applied by invoking MigrateFunction through `sam local invoke`.
 # Needs root (or a usable Docker engine) and Python 3.13 (what `sam build` runs for python3.13).
 #   infra/ci/test-sam.sh            run tests/sam, print latency, stop everything
-#   infra/ci/test-sam.sh --serve    the same set-up, then keep the API up and print a token (Ctrl-C stops)
+#   infra/ci/test-sam.sh --serve    the same set-up, then keep the API up (Ctrl-C stops); tokens:
+#                                   make token EMAIL=you@example.com   (SAM_API_PORT=N: LOCAL_ISSUER_URL too, as printed)
 set -uo pipefail
 serve=0
 [ "${1:-}" = --serve ] && serve=1
@@ -17,12 +21,15 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
 project="event-reminders-sam"
-network="event-reminders"
+network="event-reminders-sam"
 lambda_image="${LAMBDA_IMAGE:-event-reminders/lambda-python:3.13}"
 api_port="${SAM_API_PORT:-3000}"
 api="http://127.0.0.1:$api_port"
 work="$REPO/.local/sam"
-export SAM_CLI_TELEMETRY=0 POSTGRES_PORT="${SAM_POSTGRES_PORT:-55433}"
+# make run's issuer: its key, and its URL when SAM serves on make run's port.
+issuer_dir="${DEVSERVER_DATA_DIR:-$REPO/.local}/issuer"
+issuer="http://127.0.0.1:$api_port/_local/issuer"
+export SAM_CLI_TELEMETRY=0 POSTGRES_PORT="${SAM_POSTGRES_PORT:-55433}" COMPOSE_NETWORK="$network"
 started=$(date +%s)
 mkdir -p "$work"
 
@@ -36,7 +43,14 @@ cleanup() {
     for _ in $(seq 20); do kill -0 "$sam_pid" 2>/dev/null || break; sleep 0.5; done
   done
   [ -n "$jwks_pid" ] && kill "$jwks_pid" 2>/dev/null
-  [ -n "$compose" ] && $compose -p "$project" down -v >/dev/null 2>&1
+  # Function containers SAM left behind (killed before it could remove them) hold the network.
+  local leftovers
+  leftovers="$(docker ps -aq --filter "network=$network" --filter "label=sam.cli.container.type" 2>/dev/null)"
+  [ -n "$leftovers" ] && docker rm -f $leftovers >/dev/null 2>&1
+  if [ -n "$compose" ]; then
+    $compose "${compose_files[@]}" -p "$project" down -v >"$work/compose-down.log" 2>&1 \
+      || { echo "test-sam: compose down failed:"; tail -5 "$work/compose-down.log"; }
+  fi
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
@@ -72,34 +86,31 @@ start_postgres() {
 step "compose up postgres (network $network)" start_postgres || exit 1
 
 # The token authorizer fetches the issuer's JWKS from inside its container: serve it on the
-# network's gateway address, which the containers reach.
+# network's gateway address, which the containers reach. The issuer URL (the tokens' iss) is stable.
 start_issuer() {
-  local gateway port
+  local gateway port jwks_url
   gateway="$(docker network inspect "$network" -f '{{(index .IPAM.Config 0).Gateway}}')" || return 1
   port="$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  issuer="http://$gateway:$port"
+  jwks_url="http://$gateway:$port/.well-known/jwks.json"
   rm -rf "$work/issuer-www" && mkdir -p "$work/issuer-www/.well-known"
-  token="$(PYTHONPATH=infra/local .venv/bin/python - "$work" "$issuer" <<'PY'
-import json, sys, uuid
+  PYTHONPATH=infra/local .venv/bin/python - "$issuer_dir" "$issuer" "$work/issuer-www/.well-known/jwks.json" <<'PY' || return 1
+import json, sys
 from pathlib import Path
 from devserver.issuer import LocalIssuer
-work, url = Path(sys.argv[1]), sys.argv[2]
-issuer = LocalIssuer(work / "issuer", url)
-(work / "issuer-www/.well-known/jwks.json").write_text(json.dumps(issuer.jwks()))
-print(issuer.mint(f"sam-{uuid.uuid4().hex[:8]}@example.com"))
+issuer = LocalIssuer(Path(sys.argv[1]), sys.argv[2])
+Path(sys.argv[3]).write_text(json.dumps(issuer.jwks()))
 PY
-)" || return 1
   .venv/bin/python -m http.server "$port" --bind "$gateway" --directory "$work/issuer-www" >"$work/jwks.log" 2>&1 &
   jwks_pid=$!
   cat >"$work/env.json" <<JSON
 {"Parameters": {
   "DATABASE_URL": "postgresql://postgres:postgres@postgres:5432/reminders",
-  "JWT_ISSUER": "$issuer", "JWT_AUDIENCE": "event-reminders", "JWKS_URL": "$issuer/.well-known/jwks.json"
+  "JWT_ISSUER": "$issuer", "JWT_AUDIENCE": "event-reminders", "JWKS_URL": "$jwks_url"
 }}
 JSON
-  wait_http "$issuer/.well-known/jwks.json" 20
+  wait_http "$jwks_url" 20
 }
-step "local token issuer (JWKS for the authorizer)" start_issuer || exit 1
+step "local token issuer $issuer (key $issuer_dir, JWKS for the authorizer)" start_issuer || exit 1
 
 build() {
   # Its own folders: .aws-sam/build stays what a plain `sam build` made for deploying.
@@ -133,18 +144,25 @@ start_api() {
 }
 step "sam local start-api on $api" start_api || exit 1
 
+token_cmd="make token EMAIL=you@example.com"
+[ "$issuer" = "http://127.0.0.1:3000/_local/issuer" ] || token_cmd="LOCAL_ISSUER_URL=$issuer $token_cmd"
+[ "$issuer_dir" = "$REPO/.local/issuer" ] || token_cmd="LOCAL_ISSUER_DIR=$issuer_dir $token_cmd"
 if [ $serve = 1 ]; then
-  echo "API (through sam local start-api): $api   compose postgres: 127.0.0.1:$POSTGRES_PORT/reminders"
-  echo "token: export TOKEN=$token"
+  echo "API (through sam local start-api): $api   compose postgres: 127.0.0.1:$POSTGRES_PORT/reminders (network $network)"
+  echo "token: export TOKEN=\$($token_cmd)"
   echo "try:   curl -H \"Authorization: Bearer \$TOKEN\" $api/events"
   wait "$sam_pid"
   exit 0
 fi
 
 say "pytest tests/sam against $api"
-SAM_API_URL="$api" SAM_TOKEN="$token" .venv/bin/python -m pytest tests/sam -p no:cacheprovider
+CONTRACT_API_URL="$api" CONTRACT_ISSUER_DIR="$issuer_dir" CONTRACT_ISSUER_URL="$issuer" \
+  CONTRACT_RUNTIME="sam local start-api" CONTRACT_GATEWAY_RESPONSES=none \
+  .venv/bin/python -m pytest tests/sam -p no:cacheprovider
 rc=$?
 if [ $rc = 0 ] && [ "${SAM_LATENCY:-1}" = 1 ]; then
+  token="$(PYTHONPATH=infra/local .venv/bin/python -m devserver.issuer token --email latency@example.com \
+    --state-dir "$issuer_dir" --issuer-url "$issuer")"
   .venv/bin/python bench/sam_latency.py --url "$api" --token "$token" -n "${SAM_LATENCY_N:-50}" --label "sam local start-api"
 fi
 echo "test-sam: $( [ $rc = 0 ] && echo passed || echo "FAILED (pytest exit $rc)"): tests/sam over HTTP through" \
