@@ -100,6 +100,15 @@ def test_a_start_in_the_second_pass_of_a_repeated_hour_keeps_its_instant() -> No
     assert got == [starts, utc(2026, 10, 26, 1, 30)]
 
 
+def test_a_start_inside_a_midnight_gap_keeps_the_wall_time_it_lands_on() -> None:
+    # Santiago skips 00:00-01:00 on 6 September 2026; 04:00Z is 01:00 there, and so is every day after
+    starts_at = utc(2026, 9, 6, 4, 0)
+
+    got = expand(["RRULE:FREQ=DAILY;COUNT=3"], starts_at, "America/Santiago", utc(2026, 9, 1), FAR)
+
+    assert got == [starts_at, utc(2026, 9, 7, 4, 0), utc(2026, 9, 8, 4, 0)]
+
+
 # --- Calendar corners ---------------------------------------------------------------------------
 
 
@@ -348,7 +357,8 @@ def test_any_accepted_rule_gives_sorted_occurrences_in_the_window_at_a_stable_wa
     assert got == sorted(set(got))
     assert all(after <= d < before for d in got)
     assert not set(got) & set(excluded)
-    wall = start_local.time()
+    # The series' wall time is its start's (a start drawn inside a gap has already moved past it).
+    wall = starts_at.astimezone(tz).time()
     for d in got:
         # The same wall time every time, except where that time does not exist that day (shifted
         # forward by the gap) or exists twice (the first is taken); fold=0 says exactly that.
