@@ -39,7 +39,7 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 from sqlalchemy import URL, Engine, create_engine, event, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from reminders import db, migrate, notifications  # noqa: E402
+from reminders import db, migrate, outbox  # noqa: E402
 from reminders.delivery import RunSummary, run_notifier  # noqa: E402
 from reminders.mailer import SesMailer, ses_client  # noqa: E402
 from reminders.models import NotificationStatus  # noqa: E402
@@ -113,10 +113,10 @@ def insert_due(engine: Engine, count: int, due_at: datetime) -> None:
         connection.execute(
             text(
                 """
-                INSERT INTO notifications (event_id, recipient, minutes_before, due_at, next_attempt_at, status,
-                                           created_at, updated_at)
-                SELECT id, recipients[1], 60, starts_at - interval '60 minutes', starts_at - interval '60 minutes',
-                       'pending', :now, :now
+                INSERT INTO notifications (event_id, occurrence_at, recipient, minutes_before, due_at,
+                                           next_attempt_at, status, created_at, updated_at)
+                SELECT id, starts_at, recipients[1], 60, starts_at - interval '60 minutes',
+                       starts_at - interval '60 minutes', 'pending', :now, :now
                 FROM events ORDER BY title
                 """
             ),
@@ -197,21 +197,19 @@ def use_case_loop(engine: Engine) -> int:
     while True:
         now = datetime.now(UTC)
         with db.session_scope(engine) as session:
-            notifications.reclaim_expired_leases(session, now, limit=BATCH)
-            claim = notifications.claim_due_notifications(
+            outbox.reclaim_expired_leases(session, now, limit=BATCH)
+            claim = outbox.claim_due_notifications(
                 session, now, limit=BATCH, lease_seconds=120, max_attempts=5, start_grace_seconds=60
             )
         if not claim.to_send:
             return done
         results = [
-            notifications.DeliveryResult(
-                c.id, c.attempts, NotificationStatus.SENT, message_id=uuid.uuid4().hex, sent_at=now
-            )
+            outbox.DeliveryResult(c.id, c.attempts, NotificationStatus.SENT, message_id=uuid.uuid4().hex, sent_at=now)
             for c in claim.to_send
         ]
         for start in range(0, len(results), RECORD_EVERY):
             with db.session_scope(engine) as session:
-                notifications.record_results(session, results[start : start + RECORD_EVERY], now)
+                outbox.record_results(session, results[start : start + RECORD_EVERY], now)
         done += len(results)
 
 
@@ -284,9 +282,10 @@ def fill_history(engine: Engine, events: int, due: int, now: datetime) -> None:
         connection.execute(
             text(
                 """
-                INSERT INTO notifications (event_id, recipient, minutes_before, due_at, next_attempt_at, status,
-                                           sent_at, attempts, created_at, updated_at)
-                SELECT id, recipients[1], 5, starts_at - interval '5 minutes', starts_at - interval '5 minutes',
+                INSERT INTO notifications (event_id, occurrence_at, recipient, minutes_before, due_at,
+                                           next_attempt_at, status, sent_at, attempts, created_at, updated_at)
+                SELECT id, starts_at, recipients[1], 5, starts_at - interval '5 minutes',
+                       starts_at - interval '5 minutes',
                        CASE WHEN starts_at < :now THEN 'sent' ELSE 'pending' END,
                        CASE WHEN starts_at < :now THEN starts_at - interval '5 minutes' END,
                        CASE WHEN starts_at < :now THEN 1 ELSE 0 END, :now, :now
@@ -311,7 +310,7 @@ def fill_history(engine: Engine, events: int, due: int, now: datetime) -> None:
 def claim_statement(engine: Engine, now: datetime) -> tuple[str, Any]:
     """The claim as the notifier sends it (recorded from the use case, then rolled back)."""
     with Recording(engine) as recording, engine.connect() as connection, Session(bind=connection) as session:
-        notifications.claim_due_notifications(
+        outbox.claim_due_notifications(
             session, now, limit=BATCH, lease_seconds=120, max_attempts=5, start_grace_seconds=60
         )
         session.rollback()

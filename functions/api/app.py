@@ -22,13 +22,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reminders import events, snapstart
+from reminders import calendar_feeds, events, snapstart
 from reminders.clock import utcnow
 from reminders.db import DatabaseConfigError, dispose_engine, is_unavailable, session_scope
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.observability import logger, metrics, tracer
 from reminders.schemas import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    AgendaItem,
+    AgendaPage,
+    CalendarFeedOut,
     ErrorOut,
     EventCreate,
     EventOut,
@@ -36,6 +39,8 @@ from reminders.schemas import (
     EventUpdate,
     NotificationList,
     NotificationOut,
+    OccurrenceOut,
+    OccurrencePage,
     Timestamp,
 )
 from reminders.settings import api_settings
@@ -184,6 +189,12 @@ def _undecodable_body(exc: Exception) -> Response[Any]:
 @app.exception_handler(UnsupportedMediaType)
 def _unsupported_media_type(exc: UnsupportedMediaType) -> Response[Any]:
     return _error(415, "send the body as JSON with 'Content-Type: application/json'")
+
+
+@app.exception_handler(calendar_feeds.FeedNotConfigured)
+def _feed_not_configured(exc: calendar_feeds.FeedNotConfigured) -> Response[Any]:
+    logger.error("calendar feed key is not configured", extra={"error": str(exc)})
+    return _error(503, "service unavailable: calendar feeds are not configured")
 
 
 @app.exception_handler(DatabaseConfigError)
@@ -336,6 +347,118 @@ def list_notifications(event_id: EventId) -> NotificationList:
     with sessions() as session:
         rows = events.list_event_notifications(session, who.owner, event_id)
         return NotificationList(items=[NotificationOut.model_validate(n) for n in rows])
+
+
+Window = Annotated[Timestamp | None, Query(description="RFC 3339")]
+Limit = Annotated[int, Query(ge=1, le=events.MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")]
+
+
+@app.get(
+    "/events/<event_id>/occurrences",
+    summary="An event's occurrences in time order (a one-off event has one)",
+    security=BEARER,
+    responses={**ok(OccurrencePage), **_errors(401, 404, 422, 503)},
+)
+@tracer.capture_method
+def list_occurrences(
+    event_id: EventId,
+    after: Window = None,
+    before: Window = None,
+    limit: Limit = events.DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> OccurrencePage:
+    who = caller()
+    with sessions() as session:
+        page, next_cursor = events.list_occurrences(
+            session, who.owner, event_id, after=after, before=before, limit=limit, cursor=cursor
+        )
+    return OccurrencePage(items=[OccurrenceOut(starts_at=t) for t in page], next_cursor=next_cursor)
+
+
+@app.get(
+    "/agenda",
+    summary="Every occurrence of the caller's events in a window (at most 366 days), in time order",
+    security=BEARER,
+    responses={**ok(AgendaPage), **_errors(401, 422, 503)},
+)
+@tracer.capture_method
+def agenda(
+    after: Window = None, before: Window = None, limit: Limit = events.DEFAULT_PAGE_SIZE, cursor: Cursor = None
+) -> AgendaPage:
+    who = caller()
+    with sessions() as session:
+        page, next_cursor = events.agenda(
+            session, who.owner, utcnow(), after=after, before=before, limit=limit, cursor=cursor
+        )
+        items = [AgendaItem(event_id=e.id, title=e.title, starts_at=t) for e, t in page]
+    return AgendaPage(items=items, next_cursor=next_cursor)
+
+
+def _feed_key() -> bytes:
+    key = api_settings().calendar_feed_key
+    if key is None:
+        raise calendar_feeds.FeedNotConfigured("CALENDAR_FEED_KEY is not set")
+    return key.get_secret_value().encode()
+
+
+def _public_base_url() -> str:
+    """The API's base URL as the caller reached it (scheme, host, stage prefix)."""
+    headers = app.current_event.headers
+    scheme = headers.get("x-forwarded-proto") or headers.get("X-Forwarded-Proto") or "https"
+    host = headers.get("host") or headers.get("Host") or app.current_event.request_context.domain_name
+    return f"{scheme}://{host}{_base_path()}"
+
+
+@app.get(
+    "/calendar/feed",
+    summary="The caller's private iCalendar feed URL (created on first call)",
+    security=BEARER,
+    responses={**ok(CalendarFeedOut), **_errors(401, 422, 503)},
+)
+@tracer.capture_method
+def get_calendar_feed() -> CalendarFeedOut:
+    who = caller()
+    key = _feed_key()
+    with sessions() as session:
+        secret = calendar_feeds.get_or_create_feed(session, who.owner, key, utcnow())
+    return CalendarFeedOut(url=calendar_feeds.feed_url(_public_base_url(), secret))
+
+
+@app.delete(
+    "/calendar/feed",
+    summary="Revoke the caller's feed URL (the next GET makes a new one)",
+    security=BEARER,
+    responses={204: {"description": "Revoked", "content": {}}, **_errors(401, 422, 503)},
+)
+@tracer.capture_method
+def delete_calendar_feed() -> Response[None]:
+    who = caller()
+    with sessions() as session:
+        calendar_feeds.revoke_feed(session, who.owner)
+    return Response(status_code=204, body=None)
+
+
+@app.get(
+    "/calendar/<feed>",
+    summary="A private iCalendar feed (RFC 5545); the secret in the URL is the key, no bearer token",
+    responses={
+        200: {"description": "The feed", "content": {"text/calendar": {"schema": {"type": "string"}}}},
+        **_errors(404, 422, 503),
+    },
+)
+@tracer.capture_method
+def calendar_feed_document(feed: Annotated[str, Path(max_length=64, description="<secret>.ics")]) -> Response[str]:
+    if not feed.endswith(".ics"):
+        raise NotFound("unknown calendar feed")
+    with sessions() as session:
+        document = calendar_feeds.feed_document(session, feed.removesuffix(".ics"), utcnow())
+    return Response(
+        status_code=200,
+        content_type="text/calendar; charset=utf-8",
+        body=document.decode("utf-8"),
+        headers={"Cache-Control": "private, max-age=300"},
+    )
 
 
 def _base_path() -> str:

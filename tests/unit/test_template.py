@@ -195,7 +195,7 @@ def test_the_api_has_exactly_the_handlers_routes_all_on_api_function(cfn: dict[s
         assert _function_of(integration["uri"], cfn) == "ApiFunction", route
 
 
-def test_every_route_but_the_api_docs_needs_a_token(cfn: dict[str, Any]) -> None:
+def test_every_route_but_the_api_docs_and_the_calendar_feed_needs_a_token(cfn: dict[str, Any]) -> None:
     (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi").values()
     schemes = api["Properties"]["Body"]["components"]["securitySchemes"]
     authorizer = schemes["TokenAuthorizer"]
@@ -204,7 +204,8 @@ def test_every_route_but_the_api_docs_needs_a_token(cfn: dict[str, Any]) -> None
     assert _function_of(authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"], cfn) == "AuthorizerFunction"
     for (method, path), operation in _api_routes(cfn).items():
         security = operation.get("security") or []
-        if path in {"/openapi.json", "/swagger"}:
+        # The feed's secret is its key: calendar clients send no bearer token.
+        if path in {"/openapi.json", "/swagger", "/calendar/{feed}"}:
             assert {"NONE": []} in security, (method, path)
         else:
             assert security == [{"TokenAuthorizer": []}], (method, path)
@@ -316,7 +317,7 @@ def test_only_the_notifier_sends_email_and_only_from_the_sender(cfn: dict[str, A
     assert {role for role, _ in ses} == {"NotifierFunctionRole"}
     for _, statement in ses:
         # Only what reminders/mailer.py calls.
-        assert _as_list(statement["Action"]) == ["ses:SendEmail"]
+        assert _as_list(statement["Action"]) == ["ses:SendRawEmail"]
         assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
         resources = [r for branch in _branches(statement["Resource"]) for r in _as_list(branch)]
         assert resources
