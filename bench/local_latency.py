@@ -42,6 +42,11 @@ EMAIL = "bench@example.com"
 WAYS = {"zygote": "workers forked from the preloading zygote", "afresh": "workers started afresh (--no-preload)"}
 
 
+def row(what: str, today: str, goal: str, measured: str) -> None:
+    """A row of issue 11's table, as the other benches print theirs."""
+    print(f"{what:<44} | {today:<28} | {goal:<8} | {measured}")
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -161,7 +166,7 @@ def in_process_handler(runtime: LocalRuntime) -> Callable[[dict[str, Any]], dict
     return call
 
 
-def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: int) -> None:
+def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: int) -> str:
     from tests.support.apigw import rest_event
 
     handler = in_process_handler(runtime)
@@ -220,6 +225,10 @@ def compare(runtime: LocalRuntime, token: str, event_id: str, n: int, rounds: in
         f"vs {local_cpu * 1e6:.0f} us in process: {http_cpu / local_cpu:.2f}x"
     )
     print(f"  authorizer invocations during the {rounds * n} warm requests: {authorizer_calls} (goal 0: cached)")
+    return (
+        f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}x; "
+        f"{statistics.median(http_medians) * 1000:.1f} vs {statistics.median(local_medians) * 1000:.1f} ms)"
+    )
 
 
 def main() -> None:
@@ -262,7 +271,24 @@ def main() -> None:
         runtime.extra_args = []
         runtime.console_file = folder / "console.log"
         runtime.start(timeout=300)
-        compare(runtime, runtime.mint_token(EMAIL), event_id, args.n, args.rounds)
+        ratio = compare(runtime, runtime.mint_token(EMAIL), event_id, args.n, args.rounds)
+        ready, first = readies["zygote"], firsts["zygote"]
+        print()
+        row("what", "today", "goal", "measured")
+        row("-" * 44, "-" * 28, "-" * 8, "-" * 40)
+        row(
+            "make run: start to ready, data kept",
+            "6-12 s",
+            "<= 3 s",
+            f"{statistics.median(ready):.2f} s ({min(ready):.2f}-{max(ready):.2f} s)",
+        )
+        row(
+            "make run: first request after ready",
+            "5-10 s",
+            "<= 200 ms",
+            f"{statistics.median(first) * 1000:.0f} ms ({min(first) * 1000:.0f}-{max(first) * 1000:.0f} ms)",
+        )
+        row("GET /events/{id}: :3000 vs handler in process", "1.7-1.8x", "<= 1.2x", ratio)
     finally:
         if runtime.process is not None:
             runtime.stop()

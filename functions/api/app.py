@@ -10,23 +10,28 @@ import binascii
 import json
 from dataclasses import dataclass
 from email.message import Message
+from functools import lru_cache
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import OpenAPIRequestValidationMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reminders import events, idempotency
+from reminders import calendar_feeds, events, snapstart
 from reminders.clock import utcnow
-from reminders.db import DatabaseConfigError, is_unavailable, session_scope
+from reminders.db import DatabaseConfigError, dispose_engine, is_unavailable, session_scope
 from reminders.errors import Conflict, InvalidInput, NotFound
 from reminders.observability import logger, metrics, tracer
 from reminders.schemas import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    AgendaItem,
+    AgendaPage,
+    CalendarFeedOut,
     ErrorOut,
     EventCreate,
     EventOut,
@@ -34,6 +39,8 @@ from reminders.schemas import (
     EventUpdate,
     NotificationList,
     NotificationOut,
+    OccurrenceOut,
+    OccurrencePage,
     Timestamp,
 )
 from reminders.settings import api_settings
@@ -86,14 +93,6 @@ class _JsonBodies(OpenAPIRequestValidationMiddleware):
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 app._request_validation_middleware = _JsonBodies()
-# One description of the document, for both /swagger and /openapi.json.
-app.configure_openapi(
-    title="Event reminders API",
-    version="1.1.0",
-    description="Create events with recipients and reminders; reminders are emailed when due.",
-    security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT", description="An ID token from the issuer")},
-)
-app.enable_swagger(path="/swagger")
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 DOCUMENT: dict[str, Any] = {"type": "object"}
@@ -192,6 +191,12 @@ def _unsupported_media_type(exc: UnsupportedMediaType) -> Response[Any]:
     return _error(415, "send the body as JSON with 'Content-Type: application/json'")
 
 
+@app.exception_handler(calendar_feeds.FeedNotConfigured)
+def _feed_not_configured(exc: calendar_feeds.FeedNotConfigured) -> Response[Any]:
+    logger.error("calendar feed key is not configured", extra={"error": str(exc)})
+    return _error(503, "service unavailable: calendar feeds are not configured")
+
+
 @app.exception_handler(DatabaseConfigError)
 def _database_misconfigured(exc: DatabaseConfigError) -> Response[Any]:
     logger.error("database is not configured", extra={"error": str(exc)})
@@ -218,7 +223,7 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=idempotency.MAX_KEY_LENGTH,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
         description="Retry-safe creation: the same key and body within 24 h return the first response again",
     ),
 ]
@@ -242,6 +247,9 @@ def create_event(body: Annotated[EventCreate, Body()], idempotency_key: Idempote
         if idempotency_key is None:
             out, replayed = create(), False
         else:
+            # Imported here: Powertools' idempotency package loads boto3 (for its DynamoDB store).
+            from reminders import idempotency
+
             out, replayed = idempotency.respond_once(
                 session,
                 caller=who.owner,
@@ -341,14 +349,141 @@ def list_notifications(event_id: EventId) -> NotificationList:
         return NotificationList(items=[NotificationOut.model_validate(n) for n in rows])
 
 
+Window = Annotated[Timestamp | None, Query(description="RFC 3339")]
+Limit = Annotated[int, Query(ge=1, le=events.MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the page before")]
+
+
+@app.get(
+    "/events/<event_id>/occurrences",
+    summary="An event's occurrences in time order (a one-off event has one)",
+    security=BEARER,
+    responses={**ok(OccurrencePage), **_errors(401, 404, 422, 503)},
+)
+@tracer.capture_method
+def list_occurrences(
+    event_id: EventId,
+    after: Window = None,
+    before: Window = None,
+    limit: Limit = events.DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> OccurrencePage:
+    who = caller()
+    with sessions() as session:
+        page, next_cursor = events.list_occurrences(
+            session, who.owner, event_id, after=after, before=before, limit=limit, cursor=cursor
+        )
+    return OccurrencePage(items=[OccurrenceOut(starts_at=t) for t in page], next_cursor=next_cursor)
+
+
+@app.get(
+    "/agenda",
+    summary="Every occurrence of the caller's events in a window (at most 366 days), in time order",
+    security=BEARER,
+    responses={**ok(AgendaPage), **_errors(401, 422, 503)},
+)
+@tracer.capture_method
+def agenda(
+    after: Window = None, before: Window = None, limit: Limit = events.DEFAULT_PAGE_SIZE, cursor: Cursor = None
+) -> AgendaPage:
+    who = caller()
+    with sessions() as session:
+        page, next_cursor = events.agenda(
+            session, who.owner, utcnow(), after=after, before=before, limit=limit, cursor=cursor
+        )
+        items = [AgendaItem(event_id=e.id, title=e.title, starts_at=t) for e, t in page]
+    return AgendaPage(items=items, next_cursor=next_cursor)
+
+
+def _feed_key() -> bytes:
+    key = api_settings().calendar_feed_key
+    if key is None:
+        raise calendar_feeds.FeedNotConfigured("CALENDAR_FEED_KEY is not set")
+    return key.get_secret_value().encode()
+
+
+def _public_base_url() -> str:
+    """The API's base URL as the caller reached it (scheme, host, stage prefix)."""
+    headers = app.current_event.headers
+    scheme = headers.get("x-forwarded-proto") or headers.get("X-Forwarded-Proto") or "https"
+    host = headers.get("host") or headers.get("Host") or app.current_event.request_context.domain_name
+    return f"{scheme}://{host}{_base_path()}"
+
+
+@app.get(
+    "/calendar/feed",
+    summary="The caller's private iCalendar feed URL (created on first call)",
+    security=BEARER,
+    responses={**ok(CalendarFeedOut), **_errors(401, 422, 503)},
+)
+@tracer.capture_method
+def get_calendar_feed() -> CalendarFeedOut:
+    who = caller()
+    key = _feed_key()
+    with sessions() as session:
+        secret = calendar_feeds.get_or_create_feed(session, who.owner, key, utcnow())
+    return CalendarFeedOut(url=calendar_feeds.feed_url(_public_base_url(), secret))
+
+
+@app.delete(
+    "/calendar/feed",
+    summary="Revoke the caller's feed URL (the next GET makes a new one)",
+    security=BEARER,
+    responses={204: {"description": "Revoked", "content": {}}, **_errors(401, 422, 503)},
+)
+@tracer.capture_method
+def delete_calendar_feed() -> Response[None]:
+    who = caller()
+    with sessions() as session:
+        calendar_feeds.revoke_feed(session, who.owner)
+    return Response(status_code=204, body=None)
+
+
+@app.get(
+    "/calendar/<feed>",
+    summary="A private iCalendar feed (RFC 5545); the secret in the URL is the key, no bearer token",
+    responses={
+        200: {"description": "The feed", "content": {"text/calendar": {"schema": {"type": "string"}}}},
+        **_errors(404, 422, 503),
+    },
+)
+@tracer.capture_method
+def calendar_feed_document(feed: Annotated[str, Path(max_length=64, description="<secret>.ics")]) -> Response[str]:
+    if not feed.endswith(".ics"):
+        raise NotFound("unknown calendar feed")
+    with sessions() as session:
+        document = calendar_feeds.feed_document(session, feed.removesuffix(".ics"), utcnow())
+    return Response(
+        status_code=200,
+        content_type="text/calendar; charset=utf-8",
+        body=document.decode("utf-8"),
+        headers={"Cache-Control": "private, max-age=300"},
+    )
+
+
 def _base_path() -> str:
     """The stage prefix when the request's URL has one (API Gateway's own URL, not a custom domain
-    or SAM local): the same servers entry Powertools gives /swagger."""
+    or SAM local): the servers entry of the document, as Powertools gives its own Swagger UI."""
     context = app.current_event.request_context
     stage = context.stage
     if stage and stage != "$default" and context.path.startswith(f"/{stage}"):
         return f"/{stage}"
     return ""
+
+
+@lru_cache(maxsize=4)
+def _openapi_json(base_path: str) -> str:
+    """The OpenAPI document, built when first asked for: Powertools' OpenAPI models (about a fifth
+    of the cold import) are loaded here, not at start-up; no other route needs them."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+
+    app.configure_openapi(
+        title="Event reminders API",
+        version="1.1.0",
+        description="Create events with recipients and reminders; reminders are emailed when due.",
+        security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT", description="An ID token from the issuer")},
+    )
+    return app.get_openapi_json_schema(servers=[Server(url=base_path or "/")])
 
 
 @app.get(
@@ -357,11 +492,29 @@ def _base_path() -> str:
     responses={200: {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": DOCUMENT}}}},
 )
 def openapi_document() -> Response[str]:
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(servers=[Server(url=_base_path() or "/")]),
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_openapi_json(_base_path()))
+
+
+@app.get("/swagger", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    """Powertools' Swagger UI page over the same document (``?format=json``: the document itself).
+    Routed here rather than by ``app.enable_swagger``, which loads the OpenAPI models at start-up."""
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui as assets
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
+    document = _openapi_json(_base_path())
+    if (app.current_event.query_string_parameters or {}).get("format") == "json":
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=document)
+    folder = FilePath(assets.__file__).parent
+    page = generate_swagger_html(
+        # "</" escaped: the document is inlined in a <script> element.
+        document.replace("</", "<\\/"),
+        (folder / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        (folder / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        swagger_base_url="",
+        oauth2_config=None,
     )
+    return Response(status_code=200, content_type=content_types.TEXT_HTML, body=page)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -369,3 +522,20 @@ def openapi_document() -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+# SnapStart (template.yaml): the snapshot holds no connection and has loaded what only some requests
+# import; an environment restored from it starts with a new engine and re-reads its settings and
+# the database secret (both may have changed since the snapshot was taken).
+SNAPSHOT_PRELOAD = (
+    "reminders.idempotency",
+    "pg8000",
+    "sqlalchemy.dialects.postgresql.pg8000",
+    "aws_lambda_powertools.utilities.parameters",
+    "aws_lambda_powertools.event_handler.openapi.models",
+    "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+)
+snapstart.register(
+    before_snapshot=[lambda: snapstart.preload(SNAPSHOT_PRELOAD), dispose_engine],
+    after_restore=[dispose_engine],
+)

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reminders import auth
+from reminders import auth, snapstart
 from reminders.observability import logger
 
 # ApiFunction refuses this principal (caller() in functions/api/app.py): it carries no identity.
@@ -67,3 +67,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     policy.context = {"email": identity.email or "", "sub": identity.subject}
     policy.allow_all_routes()
     return policy.asdict()
+
+
+# SnapStart (template.yaml): an environment restored from the snapshot fetches the issuer's keys
+# (and reads its settings) afresh rather than trusting what the snapshot held.
+snapstart.register(after_restore=[auth.reset_cache])

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.e2e.runtime import LocalRuntime
+from tests.support import aws
 
 pytestmark = pytest.mark.e2e
 SCHEDULED_EVENT = Path(__file__).resolve().parents[1] / "events" / "eventbridge_scheduled.json"
@@ -48,8 +49,13 @@ def test_a_reminder_goes_from_the_api_to_the_mailbox(product: LocalRuntime) -> N
     mailbox = requests.get(f"{product.aws}/_aws/ses", timeout=10).json()["messages"]
     ours = [m for m in mailbox if "bo@example.com" in m["Destination"]["ToAddresses"]]
     assert len(ours) == 1
-    assert "E2E sync" in ours[0]["Subject"]
-    assert "E2E sync" in ours[0]["Body"]["text_part"]
+    # A raw (MIME) message, in LocalStack's shape: RawData instead of Subject and Body
+    assert "Subject" not in ours[0]
+    message = aws.mime(ours[0])
+    assert "E2E sync" in message["Subject"]
+    text = message.get_body(("plain",))
+    assert text is not None and "E2E sync" in text.get_content()
+    assert [part.get_content_type() for part in message.iter_attachments()] == ["text/calendar"]
     log = requests.get(f"{product.api}/events/{event_id}/notifications", headers=auth, timeout=30)
     assert log.status_code == 200
     assert [n["status"] for n in log.json()["items"]] == ["sent"]

@@ -326,6 +326,7 @@ def test_notifications_list_the_planned_deliveries(api: Any) -> None:
         "id",
         "recipient",
         "minutes_before",
+        "occurrence_at",
         "due_at",
         "status",
         "attempts",
@@ -363,6 +364,10 @@ PROTECTED = [
     ("/events/{event_id}", "patch"),
     ("/events/{event_id}", "delete"),
     ("/events/{event_id}/notifications", "get"),
+    ("/events/{event_id}/occurrences", "get"),
+    ("/agenda", "get"),
+    ("/calendar/feed", "get"),
+    ("/calendar/feed", "delete"),
 ]
 
 
@@ -400,7 +405,8 @@ def test_openapi_patch_schema_refuses_null_where_the_service_does(api: Any) -> N
         allows_null = "null" in json.dumps(value)
         response = api("PATCH", f"/events/{event['id']}", body={field: None})
         assert (response.status == 200) == allows_null, (field, response)
-    assert [f for f, v in schema.items() if "null" in json.dumps(v)] == ["description"]
+    # null clears the description, and makes a recurring event a one-off again
+    assert [f for f, v in schema.items() if "null" in json.dumps(v)] == ["description", "recurrence"]
 
 
 def test_openapi_declares_bearer_auth_on_every_protected_route_and_none_on_the_documents(api: Any) -> None:

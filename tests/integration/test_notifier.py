@@ -16,9 +16,10 @@ from sqlalchemy import Engine, func, select
 
 from reminders import db, events, settings
 from reminders.delivery import RunSummary, run_notifier
-from reminders.mailer import Email, SesMailer, local_start, ses_client
+from reminders.mailer import SesMailer, ses_client
 from reminders.models import Notification
-from reminders.notifications import claim_due_notifications
+from reminders.outbox import claim_due_notifications
+from reminders.rendering import Email, local_start
 from reminders.schemas import EventCreate, EventUpdate
 from tests.support import aws
 from tests.support.lambdas import FakeLambdaContext, load_function

@@ -19,9 +19,10 @@ from botocore.exceptions import ClientError
 from sqlalchemy import Engine
 
 from reminders import db
-from reminders.mailer import local_start, ses_client
+from reminders.mailer import ses_client
 from reminders.models import Notification
-from reminders.notifications import claim_due_notifications
+from reminders.outbox import claim_due_notifications
+from reminders.rendering import local_start
 from tests.support.notifier import (
     FailingFirst,
     Outbox,
@@ -145,12 +146,12 @@ class HeldSend:
         self.entered = threading.Event()
         self.go = threading.Event()
 
-    def send_email(self, **kwargs: Any) -> Any:
+    def send_raw_email(self, **kwargs: Any) -> Any:
         self.entered.set()
         assert self.go.wait(30)
         if self.error is not None:
             raise self.error
-        return self.client.send_email(**kwargs)
+        return self.client.send_raw_email(**kwargs)
 
 
 def in_background(work: Callable[[], Any]) -> threading.Thread:

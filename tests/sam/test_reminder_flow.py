@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.sam.conftest import ContractApi
+from tests.support import aws
 
 # The rule fires once a minute: a reminder due in a minute is sent within about two.
 WAIT_SECONDS = 240
@@ -24,7 +25,13 @@ WAIT_SECONDS = 240
 
 def sent_to(outbox: str, recipient: str) -> list[dict[str, Any]]:
     messages = requests.get(outbox, timeout=30).json()["messages"]
-    return [m for m in messages if recipient in (m.get("Destination") or {}).get("ToAddresses", [])]
+    return [m for m in messages if recipient in _recipients(m)]
+
+
+def _recipients(message: dict[str, Any]) -> list[str]:
+    listed = (message.get("Destination") or {}).get("ToAddresses") or []
+    # A raw (MIME) message: its To header, whether or not the outbox lists Destinations.
+    return list(listed) + ([str(aws.mime(message)["To"])] if "RawData" in message else [])
 
 
 def test_a_due_reminder_is_emailed_by_the_scheduled_notifier(contract_api: ContractApi) -> None:
@@ -47,6 +54,8 @@ def test_a_due_reminder_is_emailed_by_the_scheduled_notifier(contract_api: Contr
     while not (messages := sent_to(outbox, recipient)) and time.monotonic() < deadline:
         time.sleep(5)
     assert len(messages) == 1, f"no reminder reached {recipient} within {WAIT_SECONDS}s"
-    assert "Reminder flow" in messages[0]["Subject"]
+    message = messages[0]
+    subject = str(aws.mime(message)["Subject"]) if "RawData" in message else message["Subject"]
+    assert "Reminder flow" in subject
     notifications = contract_api.call("GET", f"/events/{event_id}/notifications").json()["items"]
     assert [(n["recipient"], n["status"]) for n in notifications] == [(recipient, "sent")], notifications

@@ -20,6 +20,10 @@ ROUTES = [
     "/events",
     "/events/{event_id}",
     "/events/{event_id}/notifications",
+    "/events/{event_id}/occurrences",
+    "/agenda",
+    "/calendar/feed",
+    "/calendar/{feed}",
     "/openapi.json",
     "/swagger",
 ]

@@ -4,6 +4,9 @@ moto in server mode on a free local port; and reading back the emails it capture
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import json
 import socket
 import subprocess
@@ -13,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.message import EmailMessage
 from typing import Any
 
 SENDER = "reminders@example.com"
@@ -73,13 +77,23 @@ def _get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
-def sent_emails(endpoint: str) -> list[dict[str, Any]]:
+def sent_count(endpoint: str) -> int:
+    """How many emails the emulator holds (nothing parsed)."""
+    return len(_sent_messages(endpoint))
+
+
+def sent_emails(endpoint: str, start: int = 0) -> list[dict[str, Any]]:
     """Every email the emulator accepted, oldest first, in LocalStack's ``/_aws/ses`` shape:
     ``{"Id", "Source", "Destination": {"ToAddresses"}, "Subject", "Body": {"text_part", "html_part"}}``.
 
     LocalStack (and the local runtime) serve ``GET /_aws/ses``; plain moto serves its models at
     ``GET /moto-api/data.json`` (it keeps one body of each email: the HTML one when there is one).
     """
+    # Only the messages asked for are parsed: the session's emulator keeps thousands.
+    return [_with_parts(m) for m in _sent_messages(endpoint)[start:]]
+
+
+def _sent_messages(endpoint: str) -> list[dict[str, Any]]:
     try:
         return list(_get_json(f"{endpoint}/_aws/ses")["messages"])
     except urllib.error.HTTPError as exc:
@@ -87,7 +101,19 @@ def sent_emails(endpoint: str) -> list[dict[str, Any]]:
             raise
     data = _get_json(f"{endpoint}/moto-api/data.json")
     messages = data.get("ses", {}).get("Message", [])
-    return [
+    raw = [
+        (
+            {
+                "Id": m["id"],
+                "Source": m["source"],
+                # moto lists the Destinations and the To header's addresses: the same address twice.
+                "Destination": {"ToAddresses": list(dict.fromkeys(m.get("destinations") or []))},
+                "RawData": m["raw_data"],
+            }
+        )
+        for m in data.get("ses", {}).get("RawMessage", [])
+    ]
+    return raw + [
         {
             "Id": m["id"],
             "Source": m["source"],
@@ -100,3 +126,30 @@ def sent_emails(endpoint: str) -> list[dict[str, Any]]:
         }
         for m in messages
     ]
+
+
+def mime(message: dict[str, Any]) -> EmailMessage:
+    """A raw (``RawData``) message parsed as a mail client would."""
+    raw = message["RawData"]
+    if ":" not in raw.split("\n", 1)[0]:
+        # Not header lines: the base64 of the message, as the SES wire carries it.
+        raw = base64.b64decode(raw).decode("utf-8", "replace")
+    parsed = email.message_from_string(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _with_parts(message: dict[str, Any]) -> dict[str, Any]:
+    """A raw message also gets Subject and Body read from its MIME, so tests read every email alike."""
+    if "RawData" not in message or "Subject" in message:
+        return message
+    parsed = mime(message)
+    text, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    return {
+        **message,
+        "Subject": parsed["Subject"],
+        "Body": {
+            "text_part": text.get_content() if text is not None else None,
+            "html_part": html.get_content() if html is not None else None,
+        },
+    }

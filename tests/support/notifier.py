@@ -34,10 +34,10 @@ class Outbox:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.start = len(aws.sent_emails(endpoint))
+        self.start = aws.sent_count(endpoint)
 
     def emails(self) -> list[dict[str, Any]]:
-        return aws.sent_emails(self.endpoint)[self.start :]
+        return aws.sent_emails(self.endpoint, self.start)
 
 
 def notifier_settings(endpoint: str, **overrides: Any) -> NotifierSettings:
@@ -130,11 +130,11 @@ class FailingFirst:
         self.status = status
         self.calls = 0
 
-    def send_email(self, **kwargs: Any) -> Any:
+    def send_raw_email(self, **kwargs: Any) -> Any:
         self.calls += 1
         if self.calls <= self.failures:
             raise ses_error(self.code, self.status)
-        return self.client.send_email(**kwargs)
+        return self.client.send_raw_email(**kwargs)
 
 
 def metrics_emitted(output: str) -> dict[str, dict[str, Any]]:

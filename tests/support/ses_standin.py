@@ -1,4 +1,4 @@
-"""A stand-in for SES v1 ``SendEmail`` over real HTTP, in a child process, for fault tests.
+"""A stand-in for SES v1 ``SendRawEmail`` over real HTTP, in a child process, for fault tests.
 
 botocore talks to it exactly as to SES (query protocol, XML answers). It records every request
 with its arrival time (``time.time()``) and what it answered, and can be told to answer slowly,
@@ -14,6 +14,9 @@ AWS's wire protocol, not of our code.
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import json
 import socket
 import subprocess
@@ -133,11 +136,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, b"{}", "application/json")
             return
         form = {key: values[0] for key, values in parse_qs(body.decode()).items()}
-        if form.get("Action") != "SendEmail":
+        if form.get("Action") != "SendRawEmail":
             self._reply(400, _error("InvalidAction", f"not supported here: {form.get('Action')}"))
             return
-        to = [value for key, value in sorted(form.items()) if key.startswith("Destination.ToAddresses.member.")]
-        decision = STATE.decide(to, form.get("Message.Subject.Data", ""))
+        to = [value for key, value in sorted(form.items()) if key.startswith("Destinations.member.")]
+        raw = base64.b64decode(form.get("RawMessage.Data", ""))
+        subject = email.message_from_bytes(raw, policy=email.policy.default).get("Subject", "")
+        decision = STATE.decide(to, str(subject))
         if decision["delay"]:
             time.sleep(decision["delay"])
         try:
@@ -145,9 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(
                     200,
                     (
-                        f'<SendEmailResponse xmlns="{NS}"><SendEmailResult><MessageId>{decision["message_id"]}'
-                        f"</MessageId></SendEmailResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
-                        "</ResponseMetadata></SendEmailResponse>"
+                        f'<SendRawEmailResponse xmlns="{NS}"><SendRawEmailResult><MessageId>{decision["message_id"]}'
+                        f"</MessageId></SendRawEmailResult><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId>"
+                        "</ResponseMetadata></SendRawEmailResponse>"
                     ).encode(),
                 )
             elif decision["outcome"] == "rejected":

@@ -15,10 +15,12 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
-from reminders.mailer import ErrorKind, SendError, SesMailer, classify, local_start, render_reminder
-from reminders.notifications import ClaimedNotification
+from reminders.delivery import reminder_email
+from reminders.mailer import ErrorKind, SendError, SesMailer, classify
+from reminders.outbox import ClaimedNotification
+from reminders.rendering import local_start
 
 STARTS = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -33,7 +35,7 @@ def claimed(**fields: object) -> ClaimedNotification:
         "event_id": uuid.uuid4(),
         "title": "Team sync",
         "description": "Room 4",
-        "starts_at": STARTS,
+        "occurrence_at": STARTS,
         "timezone": "Europe/Berlin",
     } | fields
     return ClaimedNotification(**values)  # type: ignore[arg-type]
@@ -46,7 +48,7 @@ def test_start_time_is_shown_in_the_events_time_zone() -> None:
 
 
 def test_email_has_title_in_subject_and_time_and_description_in_both_bodies() -> None:
-    email = render_reminder(claimed())
+    email = reminder_email(claimed(), STARTS)
 
     assert email.to == "ana@example.com"
     assert "Team sync" in email.subject
@@ -57,7 +59,7 @@ def test_email_has_title_in_subject_and_time_and_description_in_both_bodies() ->
 
 
 def test_html_is_escaped_and_the_subject_has_no_line_breaks() -> None:
-    email = render_reminder(claimed(title="<b>Sync</b>\nnow", description="a & b"))
+    email = reminder_email(claimed(title="<b>Sync</b>\nnow", description="a & b"), STARTS)
 
     assert "\n" not in email.subject and "\r" not in email.subject
     assert "<b>Sync</b>" not in email.html and "&lt;b&gt;Sync&lt;/b&gt;" in email.html
@@ -96,25 +98,20 @@ def test_ses_errors_are_sorted_into_throttled_transient_ambiguous_and_permanent(
     assert sorted_error.retryable is (kind is not ErrorKind.PERMANENT)
 
 
-def test_mailer_sends_text_and_html_from_the_sender_and_raises_classified_errors() -> None:
+def test_mailer_sends_the_raw_mime_from_the_sender_and_raises_classified_errors() -> None:
     client = boto3.client("ses", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    email = render_reminder(claimed())
+    email = reminder_email(claimed(), STARTS)
     expected = {
         "Source": "reminders@example.com",
-        "Destination": {"ToAddresses": ["ana@example.com"]},
-        "Message": {
-            "Subject": {"Data": email.subject, "Charset": "UTF-8"},
-            "Body": {
-                "Text": {"Data": email.text, "Charset": "UTF-8"},
-                "Html": {"Data": email.html, "Charset": "UTF-8"},
-            },
-        },
+        "Destinations": ["ana@example.com"],
+        # MIME boundaries differ per message; the integration tests parse what SES received.
+        "RawMessage": {"Data": ANY},
     }
     with Stubber(client) as stub:
         stub.add_client_error(
-            "send_email", "Throttling", "Maximum sending rate exceeded.", 400, expected_params=expected
+            "send_raw_email", "Throttling", "Maximum sending rate exceeded.", 400, expected_params=expected
         )
-        stub.add_response("send_email", {"MessageId": "abc-123"}, expected)
+        stub.add_response("send_raw_email", {"MessageId": "abc-123"}, expected)
         mailer = SesMailer("reminders@example.com", client)
 
         with pytest.raises(SendError) as raised:

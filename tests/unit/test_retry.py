@@ -13,7 +13,8 @@ from sqlalchemy.exc import DBAPIError
 
 from reminders.delivery import NotifierMisconfigured, check_lease, describe_database_error
 from reminders.models import NotificationStatus
-from reminders.notifications import ClaimedNotification, RetryPolicy
+from reminders.outbox import ClaimedNotification
+from reminders.retry import RetryPolicy
 from reminders.settings import NotifierSettings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -29,7 +30,7 @@ def claimed(attempts: int) -> ClaimedNotification:
         event_id=uuid.uuid4(),
         title="Sync",
         description=None,
-        starts_at=NOW + timedelta(minutes=5),
+        occurrence_at=NOW + timedelta(minutes=5),
         timezone="UTC",
     )
 

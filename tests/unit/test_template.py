@@ -142,16 +142,25 @@ def _statements(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                     yield name, branch
 
 
-def _function_of(uri: Any) -> str | None:
-    """The function an integration or authorizer URI invokes: ${Fn.Arn}, or Fn::Sub's variable map."""
+def _function_of(uri: Any, cfn: dict[str, Any] | None = None) -> str | None:
+    """The function an integration or authorizer URI invokes: ${Fn.Arn}, or Fn::Sub's variable map;
+    a function's alias (AutoPublishAlias) counts as its function."""
     sub = uri["Fn::Sub"] if isinstance(uri, dict) else uri
+    name = None
     if isinstance(sub, list):
         for value in sub[1].values():
             if isinstance(value, dict) and "Fn::GetAtt" in value:
-                return str(value["Fn::GetAtt"][0])
+                name = str(value["Fn::GetAtt"][0])
+            elif isinstance(value, dict) and "Ref" in value:
+                name = str(value["Ref"])
         sub = sub[0]
-    match = re.search(r"\$\{(\w+)\.Arn\}", str(sub))
-    return match.group(1) if match else None
+    if name is None:
+        match = re.search(r"\$\{(\w+)(\.Arn)?\}", str(sub))
+        name = match.group(1) if match else None
+    alias = (cfn or {}).get("Resources", {}).get(name or "", {})
+    if alias.get("Type") == "AWS::Lambda::Alias":
+        return str(alias["Properties"]["FunctionName"]["Ref"])
+    return name
 
 
 # ---- API ------------------------------------------------------------------------------------
@@ -183,22 +192,55 @@ def test_the_api_has_exactly_the_handlers_routes_all_on_api_function(cfn: dict[s
     for route, operation in api_routes.items():
         integration = operation["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy", route
-        assert _function_of(integration["uri"]) == "ApiFunction", route
+        assert _function_of(integration["uri"], cfn) == "ApiFunction", route
 
 
-def test_every_route_but_the_api_docs_needs_a_token(cfn: dict[str, Any]) -> None:
+def test_every_route_but_the_api_docs_and_the_calendar_feed_needs_a_token(cfn: dict[str, Any]) -> None:
     (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi").values()
     schemes = api["Properties"]["Body"]["components"]["securitySchemes"]
     authorizer = schemes["TokenAuthorizer"]
     assert authorizer["name"] == "Authorization"
     assert authorizer["x-amazon-apigateway-authorizer"]["type"] == "token"
-    assert _function_of(authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"]) == "AuthorizerFunction"
+    assert _function_of(authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"], cfn) == "AuthorizerFunction"
     for (method, path), operation in _api_routes(cfn).items():
         security = operation.get("security") or []
-        if path in {"/openapi.json", "/swagger"}:
+        # The feed's secret is its key: calendar clients send no bearer token.
+        if path in {"/openapi.json", "/swagger", "/calendar/{feed}"}:
             assert {"NONE": []} in security, (method, path)
         else:
             assert security == [{"TokenAuthorizer": []}], (method, path)
+
+
+def test_the_api_and_the_authorizer_start_from_snapstart_snapshots_through_their_alias(cfn: dict[str, Any]) -> None:
+    # SnapStart (Python 3.12+) applies only to published versions: API Gateway must invoke the
+    # alias that AutoPublishAlias keeps on the latest one, never $LATEST.
+    resources = cfn["Resources"]
+    aliases = {
+        str(alias["Properties"]["FunctionName"]["Ref"]): name
+        for name, alias in _of_type(cfn, "AWS::Lambda::Alias").items()
+    }
+    for function in ("ApiFunction", "AuthorizerFunction"):
+        props = resources[function]["Properties"]
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, function
+        runtime = props["Runtime"].removeprefix("python").split(".")
+        assert (int(runtime[0]), int(runtime[1])) >= (3, 12), props["Runtime"]
+        assert function in aliases, f"{function} has no published alias"
+    (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi").values()
+    for operation in _api_routes(cfn).values():
+        assert "${ApiFunctionAliaslive}" in json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+    authorizer = api["Properties"]["Body"]["components"]["securitySchemes"]["TokenAuthorizer"]
+    assert {"Ref": aliases["AuthorizerFunction"]} in json.loads(
+        json.dumps(authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"]["Fn::Sub"][1])
+    ).values()
+    invoked_by_api_gateway = {
+        json.dumps(permission["Properties"]["FunctionName"])
+        for permission in _of_type(cfn, "AWS::Lambda::Permission").values()
+        if permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    }
+    assert invoked_by_api_gateway == {
+        json.dumps({"Ref": aliases["ApiFunction"]}),
+        json.dumps({"Ref": aliases["AuthorizerFunction"]}),
+    }
 
 
 # ---- Notifier -------------------------------------------------------------------------------
@@ -275,7 +317,7 @@ def test_only_the_notifier_sends_email_and_only_from_the_sender(cfn: dict[str, A
     assert {role for role, _ in ses} == {"NotifierFunctionRole"}
     for _, statement in ses:
         # Only what reminders/mailer.py calls.
-        assert _as_list(statement["Action"]) == ["ses:SendEmail"]
+        assert _as_list(statement["Action"]) == ["ses:SendRawEmail"]
         assert statement["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
         resources = [r for branch in _branches(statement["Resource"]) for r in _as_list(branch)]
         assert resources

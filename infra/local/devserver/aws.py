@@ -11,6 +11,10 @@ the runtime's interpreter lock while API requests pass through it.
 from __future__ import annotations
 
 import argparse
+import base64
+import email
+import email.policy
+import email.utils
 import io
 import json
 import re
@@ -40,7 +44,7 @@ class SesMailbox:
         with self._lock:
             self.messages.append(message)
         to = ", ".join(message["Destination"].get("ToAddresses") or [])
-        console.line("email", f"{message['Source']} -> {to}: {message.get('Subject')!r} ({message['Id']})")
+        console.line("email", f"{message['Source']} -> {to}: {_subject(message)!r} ({message['Id']})")
 
     def clear(self, message_id: str | None) -> None:
         with self._lock:
@@ -54,6 +58,17 @@ class SesMailbox:
                 if (message_id is None or m["Id"] == message_id) and (email is None or m["Source"] == email)
             ]
         return {"messages": found}
+
+
+def _subject(message: dict[str, Any]) -> str | None:
+    if "RawData" in message:
+        return email.message_from_string(message["RawData"], policy=email.policy.default).get("Subject")
+    return message.get("Subject")
+
+
+def _header_addresses(raw: str) -> list[str]:
+    parsed = email.message_from_string(raw, policy=email.policy.default)
+    return [address for _, address in email.utils.getaddresses(parsed.get_all("To") or [])]
 
 
 def _v1_message(form: dict[str, list[str]], message_id: str) -> dict[str, Any]:
@@ -76,7 +91,9 @@ def _v1_message(form: dict[str, list[str]], message_id: str) -> dict[str, Any]:
         "Timestamp": datetime.now(UTC).isoformat(),
     }
     if one("Action") == "SendRawEmail":
-        message["RawData"] = one("RawMessage.Data")
+        # The wire carries it base64-encoded; LocalStack keeps (and serves) the MIME text itself.
+        message["RawData"] = base64.b64decode(one("RawMessage.Data") or "").decode("utf-8", "replace")
+        message["Destination"]["ToAddresses"] = many("Destinations.member.") or _header_addresses(message["RawData"])
     else:
         message["Subject"] = one("Message.Subject.Data")
         message["Body"] = {"text_part": one("Message.Body.Text.Data"), "html_part": one("Message.Body.Html.Data")}
@@ -281,7 +298,7 @@ class MailWatcher:
                     self._seen.add(message.get("Id"))
                     if not first:
                         to = ", ".join((message.get("Destination") or {}).get("ToAddresses") or [])
-                        console.line("email", f"{message.get('Source')} -> {to}: {message.get('Subject')!r}")
+                        console.line("email", f"{message.get('Source')} -> {to}: {_subject(message)!r}")
             first = False
 
     def stop(self) -> None:

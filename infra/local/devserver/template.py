@@ -130,8 +130,9 @@ class _Intrinsics:
         return {key: self.resolve(arg)}
 
 
-def _function_of(uri: Any) -> str | None:
-    """The logical id in an integration/authorizer URI (.../functions/${Fn.Arn}/invocations)."""
+def _function_of(uri: Any, aliases: dict[str, str] | None = None) -> str | None:
+    """The logical id in an integration/authorizer URI (.../functions/${Fn.Arn}/invocations); a
+    function's alias (AutoPublishAlias, which SnapStart needs) stands for its function."""
     sub = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
     text, local = (sub[0], sub[1]) if isinstance(sub, list) else (sub, {})
     match = re.search(r"/functions/\$\{([\w.]+)\}/invocations", str(text))
@@ -141,8 +142,11 @@ def _function_of(uri: Any) -> str | None:
     target = local.get(name)
     if isinstance(target, dict) and "Fn::GetAtt" in target:
         attr = target["Fn::GetAtt"]
-        return str(attr[0] if isinstance(attr, list) else attr.split(".")[0])
-    return name.removesuffix(".Arn")
+        name = str(attr[0] if isinstance(attr, list) else attr.split(".")[0])
+    elif isinstance(target, dict) and "Ref" in target:
+        name = str(target["Ref"])
+    name = name.removesuffix(".Arn")
+    return (aliases or {}).get(name, name)
 
 
 def _route_pattern(resource: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
@@ -228,12 +232,17 @@ def _load(template_path: Path, overrides: dict[str, str]) -> App:
             memory=int(intrinsics.resolve(props.get("MemorySize", 128))),
         )
 
+    aliases = {
+        name: str(res["Properties"]["FunctionName"]["Ref"])
+        for name, res in resources.items()
+        if res["Type"] == "AWS::Lambda::Alias" and isinstance(res["Properties"].get("FunctionName"), dict)
+    }
     for res in resources.values():
         if res["Type"] == "AWS::ApiGateway::Stage":
             app.stage = str(intrinsics.resolve(res["Properties"].get("StageName")))
     for name, res in resources.items():
         if res["Type"] == "AWS::ApiGateway::RestApi" and "Body" in res["Properties"]:
-            _read_openapi(app, res["Properties"]["Body"])
+            _read_openapi(app, res["Properties"]["Body"], aliases)
         if res["Type"] == "AWS::Events::Rule" and res["Properties"].get("ScheduleExpression"):
             props = res["Properties"]
             if intrinsics.resolve(props.get("State", "ENABLED")) != "ENABLED":
@@ -253,7 +262,7 @@ def _load(template_path: Path, overrides: dict[str, str]) -> App:
     return app
 
 
-def _read_openapi(app: App, body: dict[str, Any]) -> None:
+def _read_openapi(app: App, body: dict[str, Any], aliases: dict[str, str]) -> None:
     # Swagger 2 keeps authorizers in securityDefinitions, OpenAPI 3 in components.securitySchemes.
     schemes = body.get("securityDefinitions") or (body.get("components") or {}).get("securitySchemes") or {}
     authorizers: dict[str, Authorizer] = {}
@@ -261,7 +270,7 @@ def _read_openapi(app: App, body: dict[str, Any]) -> None:
         spec = scheme.get("x-amazon-apigateway-authorizer") or {}
         if str(spec.get("type", "")).lower() != "token":
             continue
-        function = _function_of(spec.get("authorizerUri"))
+        function = _function_of(spec.get("authorizerUri"), aliases)
         header = str(scheme.get("name") or "Authorization")
         source = str(spec.get("identitySource") or f"method.request.header.{header}")
         validation = spec.get("identityValidationExpression")
@@ -283,7 +292,7 @@ def _read_openapi(app: App, body: dict[str, Any]) -> None:
     for resource, methods in (body.get("paths") or {}).items():
         for method, operation in methods.items():
             integration = operation.get("x-amazon-apigateway-integration") or {}
-            function = _function_of(integration.get("uri"))
+            function = _function_of(integration.get("uri"), aliases)
             if not function:
                 continue
             authorizer = None

@@ -43,20 +43,22 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from reminders.calendar import Occurrence
 from reminders.clock import Clock, utcnow
 from reminders.db import is_unavailable
-from reminders.mailer import ErrorKind, Mailer, SendError, render_reminder
+from reminders.mailer import ErrorKind, Mailer, SendError
 from reminders.models import NotificationStatus
-from reminders.notifications import (
+from reminders.outbox import (
     ClaimedNotification,
     DeliveryResult,
-    RetryPolicy,
     claim_due_notifications,
+    extend_horizons,
     reclaim_expired_leases,
     record_results,
-    reserve_send_slots,
-    slow_send_rate,
 )
+from reminders.rendering import Email, render_reminder
+from reminders.retry import RetryPolicy
+from reminders.send_rate import reserve_send_slots, slow_send_rate
 from reminders.settings import NotifierSettings
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
@@ -73,6 +75,14 @@ Outcome = tuple[str | None, SendError | None, datetime]
 
 class NotifierMisconfigured(ValueError):
     """A setting no run can work with: one readable line for the log and the summary."""
+
+
+def reminder_email(claimed: ClaimedNotification, now: datetime) -> Email:
+    """The email of one claimed reminder: its occurrence, with that occurrence as an .ics."""
+    occurrence = Occurrence(
+        claimed.event_id, claimed.title, claimed.description, claimed.occurrence_at, claimed.timezone
+    )
+    return render_reminder(claimed.recipient, occurrence, now=now)
 
 
 def check_lease(settings: NotifierSettings, seconds_left: float) -> None:
@@ -111,6 +121,8 @@ class RunSummary:
     expired: int = 0
     cancelled: int = 0
     reclaimed: int = 0
+    # Reminders planned for the next occurrences of series (the rolling horizon).
+    planned: int = 0
     # Claimed but handed back unsent (the function's time ran short, or the run stopped early).
     released: int = 0
     batches: int = 0
@@ -319,6 +331,9 @@ def run_notifier(
         return time_left() < settings.send_cutoff_seconds
 
     try:
+        # A step of every run: series whose planned horizon runs short get their next occurrences.
+        with sessions() as session:
+            summary.planned = extend_horizons(session, clock(), limit=settings.horizon_batch_size)
         with ThreadPoolExecutor(settings.send_concurrency, thread_name_prefix="send") as pool:
             while not stop.is_set:
                 limit = _batch_limit(settings, time_left(), rate)
@@ -407,7 +422,7 @@ def _deliver(
         if stop.is_set or out_of_time():
             return None, None, clock()
         try:
-            message_id = mailer.send(render_reminder(claimed))
+            message_id = mailer.send(reminder_email(claimed, clock()))
         except SendError as exc:
             if exc.kind is ErrorKind.THROTTLED:
                 pacer.slow_down()

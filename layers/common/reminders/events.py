@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import json
 import uuid
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from reminders import notifications
+from reminders import outbox
+from reminders.calendar import series_of
 from reminders.errors import InvalidInput, NotFound
 from reminders.models import Event, Notification
+from reminders.recurrence import RecurrenceError, Series, parse_series
 from reminders.schemas import EventCreate, EventUpdate, parse_timestamp
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# The agenda's window: at most this long (a year, leap years included), a month unless asked.
+MAX_AGENDA_WINDOW = timedelta(days=366)
+DEFAULT_AGENDA_WINDOW = timedelta(days=30)
+# Changes that move, add or remove occurrences or deliveries, so re-plan the event's reminders.
+PLANNED_FIELDS = frozenset({"starts_at", "timezone", "recurrence", "recipients", "reminders"})
 
 
 def _require_future(starts_at: datetime, now: datetime) -> None:
@@ -29,10 +39,18 @@ def _require_future(starts_at: datetime, now: datetime) -> None:
         raise InvalidInput("starts_at must be in the future", field="starts_at")
 
 
+def _series(lines: Sequence[str] | None, starts_at: datetime, timezone: str) -> Series:
+    try:
+        return parse_series(lines, starts_at, timezone)
+    except RecurrenceError as exc:
+        raise InvalidInput(str(exc), field="recurrence") from None
+
+
 def create_event(
     session: Session, owner: str, data: EventCreate, now: datetime, *, default_recipient: str | None = None
 ) -> Event:
     _require_future(data.starts_at, now)
+    series = _series(data.recurrence, data.starts_at, data.timezone)
     if data.recipients:
         recipients = [str(r) for r in data.recipients]
     elif default_recipient:
@@ -48,12 +66,13 @@ def create_event(
         timezone=data.timezone,
         recipients=recipients,
         reminders=[r.minutes_before for r in data.reminders],
+        recurrence=list(series.lines) or None,
         created_at=now,
         updated_at=now,
     )
     session.add(event)
     session.flush()
-    notifications.plan_notifications(session, event, now)
+    outbox.plan_notifications(session, event, now)
     return event
 
 
@@ -64,11 +83,16 @@ def _parse_id(event_id: str) -> uuid.UUID:
         raise NotFound("event not found") from None
 
 
+# Built once: building and hashing a new ORM select costs more CPU per request than running it.
+_EVENT_BY_ID = select(Event).where(
+    Event.id == bindparam("event_id"), Event.owner == bindparam("owner"), Event.deleted_at.is_(None)
+)
+_EVENT_BY_ID_FOR_UPDATE = _EVENT_BY_ID.with_for_update()
+
+
 def get_event(session: Session, owner: str, event_id: str, *, for_update: bool = False) -> Event:
-    query = select(Event).where(Event.id == _parse_id(event_id), Event.owner == owner, Event.deleted_at.is_(None))
-    if for_update:
-        query = query.with_for_update()
-    event = session.scalars(query).one_or_none()
+    query = _EVENT_BY_ID_FOR_UPDATE if for_update else _EVENT_BY_ID
+    event = session.scalars(query, {"event_id": _parse_id(event_id), "owner": owner}).one_or_none()
     if event is None:
         raise NotFound("event not found")
     return event
@@ -84,12 +108,16 @@ def update_event(session: Session, owner: str, event_id: str, patch: EventUpdate
         changes["recipients"] = [str(r) for r in changes["recipients"]]
     if "reminders" in changes:
         changes["reminders"] = [r["minutes_before"] for r in changes["reminders"]]
+    if {"starts_at", "timezone", "recurrence"} & changes.keys():
+        lines = changes.get("recurrence", event.recurrence)
+        series = _series(lines, changes.get("starts_at", event.starts_at), changes.get("timezone", event.timezone))
+        changes["recurrence"] = list(series.lines) or None
     for field, value in changes.items():
         setattr(event, field, value)
     event.updated_at = now
     session.flush()
-    if {"starts_at", "recipients", "reminders"} & changes.keys():
-        notifications.plan_notifications(session, event, now)
+    if PLANNED_FIELDS & changes.keys():
+        outbox.plan_notifications(session, event, now)
     return event
 
 
@@ -97,12 +125,12 @@ def delete_event(session: Session, owner: str, event_id: str, now: datetime) -> 
     event = get_event(session, owner, event_id, for_update=True)
     event.deleted_at = now
     event.updated_at = now
-    notifications.cancel_notifications(session, event.id, now)
+    outbox.cancel_notifications(session, event.id, now)
 
 
 def list_event_notifications(session: Session, owner: str, event_id: str) -> list[Notification]:
     event = get_event(session, owner, event_id)
-    return notifications.list_for_event(session, event.id)
+    return outbox.list_for_event(session, event.id)
 
 
 def encode_cursor(event: Event) -> str:
@@ -146,3 +174,110 @@ def list_events(
     rows = list(session.scalars(query.order_by(Event.starts_at, Event.id).limit(limit + 1)))
     page, more = rows[:limit], len(rows) > limit
     return page, (encode_cursor(page[-1]) if more else None)
+
+
+def _encode(parts: list[str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, size: int) -> list[str]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(decoded, list) and len(decoded) == size and all(isinstance(p, str) for p in decoded)):
+            raise ValueError("not a cursor")
+        return decoded
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise InvalidInput("cursor is not one this API issued", field="cursor", location="query") from None
+
+
+def _page_size(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit", location="query")
+
+
+def list_occurrences(
+    session: Session,
+    owner: str,
+    event_id: str,
+    *,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> tuple[list[datetime], str | None]:
+    """One page of the event's occurrences in [after, before), from its first unless ``after``."""
+    _page_size(limit)
+    event = get_event(session, owner, event_id)
+    start = after or event.starts_at
+    if cursor:
+        (last,) = _decode(cursor, 1)
+        start = max(start, _cursor_time(last) + timedelta(microseconds=1))
+    end = before or datetime.max.replace(tzinfo=UTC)
+    found = list(islice(series_of(event).occurrences(start, end), limit + 1))
+    page = found[:limit]
+    return page, (_encode([page[-1].isoformat()]) if len(found) > limit else None)
+
+
+def agenda(
+    session: Session,
+    owner: str,
+    now: datetime,
+    *,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> tuple[list[tuple[Event, datetime]], str | None]:
+    """The caller's occurrences in [after, before) across events, ordered by (time, event id)."""
+    _page_size(limit)
+    after = after or now
+    before = before or after + DEFAULT_AGENDA_WINDOW
+    if before - after > MAX_AGENDA_WINDOW:
+        raise InvalidInput("the window (after to before) may span at most 366 days", field="before", location="query")
+    start, last = after, None
+    if cursor:
+        moment, last_id = _decode(cursor, 2)
+        last = (_cursor_time(moment), _cursor_id(last_id))
+        start = max(start, last[0])
+    if start >= before:
+        return [], None
+    # One-off events that start in the window, and every series that has begun by its end.
+    candidates = session.scalars(
+        select(Event).where(
+            Event.owner == owner,
+            Event.deleted_at.is_(None),
+            Event.starts_at < before,
+            or_(Event.recurrence.is_not(None), Event.starts_at >= start),
+        )
+    ).all()
+    streams = [_tagged(series_of(e).occurrences(start, before), e.id, i) for i, e in enumerate(candidates)]
+    page: list[tuple[Event, datetime]] = []
+    for instant, event_id, index in heapq.merge(*streams):
+        if last is not None and (instant, event_id) <= last:
+            continue
+        if len(page) == limit:
+            tail_event, tail_instant = page[-1]
+            return page, _encode([tail_instant.isoformat(), str(tail_event.id)])
+        page.append((candidates[index], instant))
+    return page, None
+
+
+def _tagged(
+    occurrences: Iterator[datetime], event_id: uuid.UUID, index: int
+) -> Iterator[tuple[datetime, uuid.UUID, int]]:
+    for instant in occurrences:
+        yield instant, event_id, index
+
+
+def _cursor_time(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise InvalidInput("cursor is not one this API issued", field="cursor", location="query") from None
+
+
+def _cursor_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidInput("cursor is not one this API issued", field="cursor", location="query") from None

@@ -38,7 +38,6 @@ from reminders.errors import Conflict, InvalidInput
 from reminders.models import IdempotencyRecord
 
 RETENTION_SECONDS = 24 * 60 * 60
-MAX_KEY_LENGTH = 255
 REPLAYED = "replayed"
 
 

@@ -1,7 +1,7 @@
-"""The only module that talks to SES (v1 ``SendEmail``, which LocalStack's free edition emulates too).
+"""The only module that talks to SES (v1 ``SendRawEmail``, which LocalStack's free edition emulates too).
 
-It renders a reminder (title in the subject; title, start time in the event's time zone and
-description in the text and HTML bodies), sends it from the configured sender, and sorts SES's
+It sends a rendered reminder (reminders/rendering.py builds the MIME) from the configured
+sender as a raw message, and sorts SES's
 errors into throttled, transient (worth retrying), ambiguous (SES may have taken the email) and
 permanent. botocore itself never retries a send: after a read timeout it would send the email
 again without anyone recording that the first one may have gone out. boto3 is imported on first
@@ -11,14 +11,10 @@ use and its client created once per process; ``AWS_ENDPOINT_URL`` points it at m
 from __future__ import annotations
 
 import enum
-import html
 import threading
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from reminders.notifications import ClaimedNotification
+from reminders.rendering import Email
 from reminders.settings import NotifierSettings
 
 if TYPE_CHECKING:
@@ -58,50 +54,10 @@ class SendError(Exception):
         return self.kind is not ErrorKind.PERMANENT
 
 
-@dataclass(frozen=True, slots=True)
-class Email:
-    to: str
-    subject: str
-    text: str
-    html: str
-
-
 class Mailer(Protocol):
     def send(self, email: Email) -> str:
         """Send one email; return the provider's message id or raise :class:`SendError`."""
         ...
-
-
-def local_start(starts_at: datetime, timezone: str) -> str:
-    """The start time as the event's attendees read it, e.g. 'Tuesday 1 December 2026, 10:00 CET'."""
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = starts_at.astimezone(zone)
-    return f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()} ({zone.key})"
-
-
-def render_reminder(claimed: ClaimedNotification) -> Email:
-    when = local_start(claimed.starts_at, claimed.timezone)
-    # A header cannot hold line breaks.
-    title_line = " ".join(claimed.title.split())
-    subject = f"Reminder: {title_line}"[:SUBJECT_MAX]
-    lines = [claimed.title, "", f"Starts: {when}"]
-    if claimed.description:
-        lines += ["", claimed.description]
-    lines += ["", f"You are receiving this because you were invited to {title_line}."]
-    description = f"<p>{html.escape(claimed.description).replace(chr(10), '<br>')}</p>" if claimed.description else ""
-    body_html = (
-        '<!doctype html><html><body style="font-family: sans-serif">'
-        f"<h1>{html.escape(claimed.title)}</h1>"
-        f"<p><strong>Starts:</strong> {html.escape(when)}</p>"
-        f"{description}"
-        f'<p style="color: #666">You are receiving this because you were invited to '
-        f"{html.escape(title_line)}.</p>"
-        "</body></html>"
-    )
-    return Email(to=claimed.recipient, subject=subject, text="\n".join(lines) + "\n", html=body_html)
 
 
 def classify(exc: Exception) -> SendError:
@@ -140,16 +96,11 @@ class SesMailer:
 
     def send(self, email: Email) -> str:
         try:
-            response = self.client.send_email(
+            # Raw MIME (SendRawEmail, in LocalStack's free edition too): bodies, the .ics, any header.
+            response = self.client.send_raw_email(
                 Source=self.sender,
-                Destination={"ToAddresses": [email.to]},
-                Message={
-                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
-                    "Body": {
-                        "Text": {"Data": email.text, "Charset": "UTF-8"},
-                        "Html": {"Data": email.html, "Charset": "UTF-8"},
-                    },
-                },
+                Destinations=[email.to],
+                RawMessage={"Data": email.mime(self.sender).as_bytes()},
             )
         except Exception as exc:
             raise classify(exc) from exc

@@ -63,6 +63,11 @@ class Event(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     # Deleted events keep their delivery log; every query filters on deleted_at IS NULL.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # RFC 5545 lines (one RRULE, any EXDATE/RDATE) as the client sent them; NULL for a one-off event.
+    recurrence: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # A series' reminders are planned for occurrences before this instant; the notifier moves it
+    # forward (the rolling horizon). NULL once every occurrence is planned (one-off, or ended).
+    planned_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index(
@@ -72,11 +77,17 @@ class Event(Base):
             "id",
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        # The notifier's horizon step reads only series still to be extended.
+        Index(
+            "ix_events_planned_until",
+            "planned_until",
+            postgresql_where=text("planned_until IS NOT NULL AND deleted_at IS NULL"),
+        ),
     )
 
 
 class Notification(Base):
-    """One planned delivery: (event, recipient, minutes_before). Also the delivery log."""
+    """One planned delivery: (event, occurrence, recipient, minutes_before). Also the delivery log."""
 
     __tablename__ = "notifications"
 
@@ -84,6 +95,8 @@ class Notification(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), nullable=False
     )
+    # The start of the occurrence this reminder is for (a one-off event's starts_at).
+    occurrence_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     recipient: Mapped[str] = mapped_column(String(320), nullable=False)
     minutes_before: Mapped[int] = mapped_column(Integer, nullable=False)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -101,7 +114,7 @@ class Notification(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (
-        UniqueConstraint("event_id", "recipient", "minutes_before"),
+        UniqueConstraint("event_id", "occurrence_at", "recipient", "minutes_before"),
         CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'expired')", name="status"),
         # The due query reads only this index: O(log n + k) however many rows are sent or cancelled.
         Index("ix_notifications_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
@@ -133,6 +146,17 @@ class IdempotencyRecord(Base):
         # Purging expired records reads only this index.
         Index("ix_idempotency_records_expiry_timestamp", "expiry_timestamp"),
     )
+
+
+class CalendarFeed(Base):
+    """A user's private iCalendar feed. The secret in its URL is not stored, only its SHA-256."""
+
+    __tablename__ = "calendar_feeds"
+
+    owner: Mapped[str] = mapped_column(String(320), primary_key=True)
+    feed_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class SendRate(Base):

@@ -27,10 +27,14 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from reminders import recurrence
+
 MAX_RECIPIENTS = 50
 MAX_REMINDERS = 10
 MAX_MINUTES_BEFORE = 43_200  # 30 days
 DEFAULT_REMINDERS = (5,)
+# The Idempotency-Key header (reminders.idempotency).
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 # RFC 3339 section 5.6 (a space for the T, as its note allows; any case): no bare numbers, no
@@ -119,6 +123,20 @@ Description = Annotated[
 TimeZoneName = Annotated[
     str, StringConstraints(max_length=64), AfterValidator(_no_control_characters), AfterValidator(_valid_timezone)
 ]
+RecurrenceLine = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=recurrence.MAX_LINE_LENGTH),
+    AfterValidator(_no_control_characters),
+]
+# Checked against starts_at and timezone by the use case (reminders.recurrence), which knows both.
+Recurrence = Annotated[
+    list[RecurrenceLine],
+    Field(
+        max_length=recurrence.MAX_LINES,
+        description="RFC 5545 lines as Google Calendar takes them: one RRULE, any EXDATE/RDATE; null: one-off",
+        examples=[["RRULE:FREQ=WEEKLY;BYDAY=MO", "EXDATE;TZID=Europe/Berlin:20261214T090000"]],
+    ),
+]
 Recipients = Annotated[
     list[EmailStr],
     Field(min_length=1, max_length=MAX_RECIPIENTS),
@@ -157,6 +175,7 @@ class EventCreate(BaseModel):
     timezone: TimeZoneName = "UTC"
     recipients: Recipients | None = Field(default=None, description="Defaults to the caller's email")
     reminders: Reminders = Field(default_factory=lambda: [Reminder(minutes_before=m) for m in DEFAULT_REMINDERS])
+    recurrence: Recurrence | None = None
 
 
 class EventUpdate(BaseModel):
@@ -174,6 +193,8 @@ class EventUpdate(BaseModel):
     timezone: TimeZoneName | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
     recipients: Recipients | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
     reminders: Reminders | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    # null makes the event a one-off again.
+    recurrence: Recurrence | None = None
 
     @field_validator("title", "starts_at", "timezone", "recipients", "reminders", mode="before")
     @classmethod
@@ -196,6 +217,7 @@ class EventOut(BaseModel):
     timezone: str
     recipients: list[str]
     reminders: list[Reminder]
+    recurrence: list[str] | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -226,6 +248,7 @@ class NotificationOut(BaseModel):
     id: int
     recipient: str
     minutes_before: int
+    occurrence_at: datetime
     due_at: datetime
     status: str
     attempts: int
@@ -233,7 +256,7 @@ class NotificationOut(BaseModel):
     message_id: str | None
     last_error: str | None
 
-    @field_serializer("due_at", "sent_at")
+    @field_serializer("occurrence_at", "due_at", "sent_at")
     def _utc(self, value: datetime | None) -> str | None:
         if value is None:
             return None
@@ -242,6 +265,48 @@ class NotificationOut(BaseModel):
 
 class NotificationList(BaseModel):
     items: list[NotificationOut]
+
+
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class OccurrenceOut(BaseModel):
+    starts_at: datetime
+
+    @field_serializer("starts_at")
+    def _utc(self, value: datetime) -> str:
+        return _utc_text(value)
+
+
+class OccurrencePage(BaseModel):
+    """Body of ``GET /events/{id}/occurrences``: one page in time order."""
+
+    items: list[OccurrenceOut]
+    next_cursor: str | None
+
+
+class AgendaItem(BaseModel):
+    event_id: uuid.UUID
+    title: str
+    starts_at: datetime
+
+    @field_serializer("starts_at")
+    def _utc(self, value: datetime) -> str:
+        return _utc_text(value)
+
+
+class AgendaPage(BaseModel):
+    """Body of ``GET /agenda``: the caller's occurrences in the window, in time order."""
+
+    items: list[AgendaItem]
+    next_cursor: str | None
+
+
+class CalendarFeedOut(BaseModel):
+    """Body of ``GET /calendar/feed``: the private feed's URL (the secret in it is the only key)."""
+
+    url: str
 
 
 class ErrorOut(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,10 +60,16 @@ class ApiSettings(DatabaseSettings):
     db_socket_timeout: float = Field(default=8, gt=0, le=25)
     db_statement_timeout: float | None = Field(default=5, gt=0, le=20)
     db_idle_in_transaction_timeout: float | None = Field(default=10, gt=0, le=3600)
+    # Calendar feed URLs are an HMAC under this key (at least 32 bytes; kept outside the database,
+    # so the database alone reveals no feed). Changing it changes every feed's URL.
+    calendar_feed_key: SecretStr | None = None
 
 
 class NotifierSettings(DatabaseSettings):
     """Settings of NotifierFunction: who sends, how fast, how hard it retries."""
+
+    # Series whose reminders a run plans further ahead (each about once a day): the horizon step's batch.
+    horizon_batch_size: int = Field(default=500, ge=1, le=100_000)
 
     # A dead database is given up on after this long (connect, each round trip): a run must end
     # within its timeout, and storing results is retried a few times.

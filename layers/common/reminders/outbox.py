@@ -1,19 +1,23 @@
-"""Notifications: planning deliveries when events change; claiming, expiring and recording them
-for the notifier; the retry policy; the account's shared send rate.
+"""The outbox: the ``notifications`` table's SQL. Planning reminders per occurrence (what to
+plan is decided by :mod:`reminders.planning`), extending a series' horizon, and the notifier's
+claim, expiry and recording of results.
 
-A notification row is one (event, recipient, minutes_before). Planning is an upsert on that
-unique key, so re-planning after an update never duplicates a delivery. The due time follows the
-event whatever state the row is in: a change re-plans only rows whose due time moved (keeping
-their attempts, backoff and error), moves a row that is being sent too (its result then lands
-at the new time), and never touches a row that was sent or failed for good. A reminder SES
-accepted while its event changed stays sent: at most one email per (event, recipient, reminder).
+A row is one (event, occurrence, recipient, minutes_before). Planning is an upsert on that unique
+key, so re-planning after an update never duplicates a delivery. The due time follows the event
+whatever state the row is in: a change re-plans only rows whose due time moved (keeping their
+attempts, backoff and error), moves a row that is being sent too (its result then lands at the
+new time), and never touches a row that was sent or failed for good. A reminder SES accepted
+while its event changed stays sent: at most one email per (event, occurrence, recipient, reminder).
+A one-off event's occurrence is the event itself: moving it moves its rows. A series' rows are
+planned for occurrences before ``events.planned_until`` (the rolling horizon the notifier
+extends); changing a series re-plans from now on, and rows of occurrences it no longer has
+(an added EXDATE, say) are cancelled unless they went out.
 """
 
 from __future__ import annotations
 
-import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,9 +28,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
-    Float,
     Integer,
-    Interval,
     Subquery,
     Text,
     and_,
@@ -34,21 +36,22 @@ from sqlalchemy import (
     case,
     cast,
     column,
-    extract,
+    exists,
     func,
     literal,
-    literal_column,
     not_,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import TypeEngine
 
-from reminders.models import Event, Notification, NotificationStatus, SendRate
+from reminders import planning
+from reminders.calendar import series_of
+from reminders.models import Event, Notification, NotificationStatus
+from reminders.planning import Delivery
 
 # Rows that a change of the event may re-plan: nothing has gone out for them (or, while sending, nothing yet).
 REPLANNABLE = (
@@ -57,80 +60,205 @@ REPLANNABLE = (
     NotificationStatus.CANCELLED,
     NotificationStatus.EXPIRED,
 )
-
-
-def planned_deliveries(event: Event) -> list[tuple[str, int, datetime]]:
-    """(recipient, minutes_before, due_at) for every reminder of every recipient."""
-    return [
-        (recipient, minutes, event.starts_at - timedelta(minutes=minutes))
-        for recipient in event.recipients
-        for minutes in event.reminders
-    ]
+# Rows that are done: the email went out, or never will (failed for good).
+DONE = (NotificationStatus.SENT, NotificationStatus.FAILED)
 
 
 def plan_notifications(session: Session, event: Event, now: datetime) -> None:
-    """Create or re-plan the event's notification rows and cancel those no longer wanted.
+    """Create or re-plan the event's rows (from now to its horizon) and cancel those no longer wanted.
 
     A row is re-planned only when its due time moved (or it was cancelled and is wanted again):
     its attempts and last error stay, and a backoff still running is kept. A row being sent
     stays ``sending`` under its run's lease with the new due time, so whatever the run records
     (a retry, a release) waits for that time.
     """
-    deliveries = planned_deliveries(event)
-    if deliveries:
-        stmt = insert(Notification).values(
-            [
-                {
-                    "event_id": event.id,
-                    "recipient": recipient,
-                    "minutes_before": minutes,
-                    "due_at": due_at,
-                    "next_attempt_at": due_at,
-                    "status": NotificationStatus.PENDING.value,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for recipient, minutes, due_at in deliveries
-            ]
+    series = series_of(event)
+    start, end = planning.initial_window(now)
+    if event.planned_until is not None:
+        end = max(end, event.planned_until)
+    plan = planning.plan(series, event.recipients, event.reminders, start=start, end=end)
+    deliveries = plan.deliveries
+    if not series.recurring:
+        deliveries = _follow_the_start(session, event, deliveries, now)
+    _upsert(session, event.id, deliveries, now)
+    _cancel_unwanted(session, event.id, plan, now)
+    event.planned_until = plan.planned_until
+
+
+def extend_horizons(session: Session, now: datetime, *, limit: int) -> int:
+    """Plan the next occurrences of series whose horizon is running out; returns rows planned.
+
+    Reads only ``ix_events_planned_until``; events another run is extending are skipped.
+    """
+    due = (
+        select(Event)
+        .where(
+            Event.planned_until.is_not(None),
+            Event.deleted_at.is_(None),
+            Event.planned_until < now + planning.HORIZON - planning.EXTEND_AFTER,
         )
-        new_due = stmt.excluded.due_at
-        sending = Notification.status == NotificationStatus.SENDING.value
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["event_id", "recipient", "minutes_before"],
-            set_={
-                "due_at": new_due,
-                # A retry's backoff (attempts > 0) still holds if the event moved closer.
-                "next_attempt_at": case(
-                    (Notification.attempts > 0, func.greatest(new_due, Notification.next_attempt_at)),
-                    else_=new_due,
-                ),
-                "status": case((sending, Notification.status), else_=NotificationStatus.PENDING.value),
-                "lease_until": case((sending, Notification.lease_until), else_=None),
-                "updated_at": now,
-            },
-            where=and_(
-                Notification.status.in_([s.value for s in REPLANNABLE]),
-                or_(
-                    Notification.due_at.is_distinct_from(new_due),
-                    Notification.status == NotificationStatus.CANCELLED.value,
-                ),
-            ),
-        )
-        session.execute(stmt)
-    wanted = [(recipient, minutes) for recipient, minutes, _ in deliveries]
-    _cancel_pending(session, event.id, now, keep=wanted)
+        .order_by(Event.planned_until)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    planned = 0
+    for event in session.scalars(due).all():
+        assert event.planned_until is not None
+        start, end = planning.extension_window(event.planned_until, now)
+        plan = planning.plan(series_of(event), event.recipients, event.reminders, start=start, end=end)
+        planned += _upsert(session, event.id, plan.deliveries, now)
+        event.planned_until = plan.planned_until
+    session.flush()
+    return planned
 
 
 def cancel_notifications(session: Session, event_id: uuid.UUID, now: datetime) -> None:
     """Cancel every delivery of the event that has not gone out (the event was deleted)."""
-    _cancel_pending(session, event_id, now, keep=[])
+    session.execute(
+        update(Notification)
+        .where(Notification.event_id == event_id, Notification.status == NotificationStatus.PENDING.value)
+        .values(status=NotificationStatus.CANCELLED.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
-def _cancel_pending(session: Session, event_id: uuid.UUID, now: datetime, keep: Iterable[tuple[str, int]]) -> None:
-    keep = list(keep)
+def _follow_the_start(session: Session, event: Event, deliveries: list[Delivery], now: datetime) -> list[Delivery]:
+    """A one-off event's rows move with it (their due time is then re-planned by the upsert); a
+    reminder already sent or failed for good is not planned again at the new time."""
+    other = aliased(Notification)
+    # One row per (recipient, reminder) moves (a series made a one-off has several); the rest are
+    # cancelled with whatever else the plan does not want.
+    movable = (
+        select(func.min(Notification.id))
+        .where(
+            Notification.event_id == event.id,
+            Notification.occurrence_at != event.starts_at,
+            Notification.status.in_([s.value for s in REPLANNABLE]),
+            ~exists().where(
+                other.event_id == Notification.event_id,
+                other.occurrence_at == event.starts_at,
+                other.recipient == Notification.recipient,
+                other.minutes_before == Notification.minutes_before,
+            ),
+        )
+        .group_by(Notification.recipient, Notification.minutes_before)
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.id.in_(movable.scalar_subquery()))
+        .values(occurrence_at=event.starts_at)
+        .execution_options(synchronize_session=False)
+    )
+    done = set(
+        session.execute(
+            select(Notification.recipient, Notification.minutes_before).where(
+                Notification.event_id == event.id,
+                Notification.occurrence_at != event.starts_at,
+                Notification.status.in_([s.value for s in DONE]),
+            )
+        ).all()
+    )
+    return [d for d in deliveries if (d.recipient, d.minutes_before) not in done]
+
+
+def _wanted(deliveries: Sequence[Delivery]) -> Any:
+    """The deliveries as a table (occurrence_at, recipient, minutes_before, due_at): one statement
+    and three arrays however many rows (pg8000 allows 32767 parameters per statement)."""
+    return (
+        func.unnest(
+            _array([d.occurrence_at for d in deliveries], DateTime(timezone=True)),
+            _array([d.recipient for d in deliveries], Text()),
+            _array([d.minutes_before for d in deliveries], Integer()),
+            _array([d.due_at for d in deliveries], DateTime(timezone=True)),
+        )
+        .table_valued(
+            column("occurrence_at", DateTime(timezone=True)),
+            column("recipient", Text()),
+            column("minutes_before", Integer()),
+            column("due_at", DateTime(timezone=True)),
+            name="w",
+        )
+        .render_derived()
+    )
+
+
+def _upsert(session: Session, event_id: uuid.UUID, deliveries: Sequence[Delivery], now: datetime) -> int:
+    if not deliveries:
+        return 0
+    w = _wanted(deliveries)
+    rows = select(
+        literal(event_id, Notification.event_id.type),
+        w.c.occurrence_at,
+        w.c.recipient,
+        w.c.minutes_before,
+        w.c.due_at,
+        w.c.due_at,
+        literal(NotificationStatus.PENDING.value, Text()),
+        literal(now, DateTime(timezone=True)),
+        literal(now, DateTime(timezone=True)),
+    )
+    stmt = insert(Notification).from_select(
+        [
+            "event_id",
+            "occurrence_at",
+            "recipient",
+            "minutes_before",
+            "due_at",
+            "next_attempt_at",
+            "status",
+            "created_at",
+            "updated_at",
+        ],
+        rows,
+    )
+    new_due = stmt.excluded.due_at
+    sending = Notification.status == NotificationStatus.SENDING.value
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["event_id", "occurrence_at", "recipient", "minutes_before"],
+        set_={
+            "due_at": new_due,
+            # A retry's backoff (attempts > 0) still holds if the event moved closer.
+            "next_attempt_at": case(
+                (Notification.attempts > 0, func.greatest(new_due, Notification.next_attempt_at)),
+                else_=new_due,
+            ),
+            "status": case((sending, Notification.status), else_=NotificationStatus.PENDING.value),
+            "lease_until": case((sending, Notification.lease_until), else_=None),
+            "updated_at": now,
+        },
+        where=and_(
+            Notification.status.in_([s.value for s in REPLANNABLE]),
+            or_(
+                Notification.due_at.is_distinct_from(new_due),
+                Notification.status == NotificationStatus.CANCELLED.value,
+            ),
+        ),
+    )
+    return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _cancel_unwanted(session: Session, event_id: uuid.UUID, plan: planning.Plan, now: datetime) -> None:
+    """Cancel pending rows the plan no longer has: a removed recipient or reminder, an occurrence
+    the series lost (in the planned window; earlier ones are left to expire)."""
     condition = and_(Notification.event_id == event_id, Notification.status == NotificationStatus.PENDING.value)
-    if keep:
-        condition = and_(condition, not_(tuple_(Notification.recipient, Notification.minutes_before).in_(keep)))
+    if plan.start is not None:
+        condition = and_(condition, Notification.occurrence_at >= plan.start)
+    if plan.deliveries:
+        w = _wanted(plan.deliveries)
+        condition = and_(
+            condition,
+            not_(
+                exists(
+                    select(1)
+                    .select_from(w)
+                    .where(
+                        w.c.occurrence_at == Notification.occurrence_at,
+                        w.c.recipient == Notification.recipient,
+                        w.c.minutes_before == Notification.minutes_before,
+                    )
+                )
+            ),
+        )
     session.execute(
         update(Notification)
         .where(condition)
@@ -169,7 +297,8 @@ class ClaimedNotification:
     event_id: uuid.UUID
     title: str
     description: str | None
-    starts_at: datetime
+    # The start of the occurrence the reminder is for.
+    occurrence_at: datetime
     timezone: str
 
 
@@ -205,49 +334,6 @@ class DeliveryResult:
     @classmethod
     def released(cls, claimed: ClaimedNotification, now: datetime) -> DeliveryResult:
         return cls(claimed.id, claimed.attempts, NotificationStatus.PENDING, next_attempt_at=now, unattempted=True)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with "equal jitter": the delay grows with every attempt, yet runs
-    that were throttled together do not all come back in the same second."""
-
-    max_attempts: int = 5
-    base_seconds: float = 30.0
-    max_seconds: float = 3600.0
-
-    def delay(self, attempt: int, rng: random.Random) -> timedelta:
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
-        return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
-
-    def after_failure(
-        self,
-        claimed: ClaimedNotification,
-        error: str,
-        *,
-        retryable: bool,
-        now: datetime,
-        rng: random.Random,
-        unconfirmed: bool = False,
-    ) -> DeliveryResult:
-        """Pending again after a backoff, or failed for good (permanent, or the last attempt).
-
-        An ``unconfirmed`` attempt (SES may have taken the email) is stored as such before any retry.
-        """
-        if retryable and claimed.attempts < self.max_attempts:
-            return DeliveryResult(
-                claimed.id,
-                claimed.attempts,
-                NotificationStatus.PENDING,
-                next_attempt_at=now + self.delay(claimed.attempts, rng),
-                last_error=error,
-                unconfirmed=unconfirmed,
-            )
-        if retryable:
-            error = f"gave up after {claimed.attempts} attempts: {error}"
-        return DeliveryResult(
-            claimed.id, claimed.attempts, NotificationStatus.FAILED, last_error=error, unconfirmed=unconfirmed
-        )
 
 
 def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> int:
@@ -288,7 +374,7 @@ def claim_due_notifications(
 ) -> Claim:
     """Claim up to ``limit`` due rows in one statement; the caller commits before sending.
 
-    Rows locked by another run are skipped, never waited for. Rows of events that started more
+    Rows locked by another run are skipped, never waited for. Rows of occurrences that started more
     than ``start_grace_seconds`` ago become ``expired``; rows of deleted events, and of recipients
     or reminders the event no longer has (removed while the row was being sent), ``cancelled``;
     neither is sent.
@@ -306,7 +392,7 @@ def claim_due_notifications(
     )
     new_status = case(
         (or_(Event.deleted_at.is_not(None), not_(still_wanted)), NotificationStatus.CANCELLED.value),
-        (Event.starts_at < now - timedelta(seconds=start_grace_seconds), NotificationStatus.EXPIRED.value),
+        (Notification.occurrence_at < now - timedelta(seconds=start_grace_seconds), NotificationStatus.EXPIRED.value),
         (Notification.attempts >= max_attempts, NotificationStatus.FAILED.value),
         else_=NotificationStatus.SENDING.value,
     )
@@ -340,7 +426,7 @@ def claim_due_notifications(
             Event.id,
             Event.title,
             Event.description,
-            cast(Event.starts_at, Text),
+            cast(Notification.occurrence_at, Text),
             Event.timezone,
         )
         .execution_options(synchronize_session=False)
@@ -360,7 +446,7 @@ def claim_due_notifications(
                     event_id=row[6],
                     title=row[7],
                     description=row[8],
-                    starts_at=datetime.fromisoformat(row[9]),
+                    occurrence_at=datetime.fromisoformat(row[9]),
                     timezone=row[10],
                 )
             )
@@ -444,73 +530,6 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
         .execution_options(synchronize_session=False)
     )
     return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
-
-
-# The account's send rate, shared by every run: a GCRA token bucket in one row. A run reserves
-# consecutive send slots in chunks (one round trip per chunk, not per email) and spaces its sends
-# over them, so overlapping runs together keep to the rate. A throttle from SES slows the rate for
-# everyone, once per second however many runs saw it, and the rate doubles back toward the
-# maximum every RATE_RECOVERY_SECONDS without a throttle. Times are the database's, so the runs'
-# clocks do not matter.
-SEND_RATE_NAME = "ses"
-RATE_RECOVERY_SECONDS = 30.0
-THROTTLE_EVERY_SECONDS = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class SendSlots:
-    """``count`` send slots reserved for a run: the first ``starts_in`` seconds from now, then one
-    every ``1 / rate`` seconds."""
-
-    count: int
-    starts_in: float
-    rate: float
-
-
-def _current_rate(max_rate: float) -> ColumnElement[float]:
-    since_throttle = cast(extract("epoch", func.statement_timestamp() - SendRate.throttled_at), Float)
-    recovered = SendRate.throttled_rate * func.power(2.0, func.least(since_throttle / RATE_RECOVERY_SECONDS, 60.0))
-    ceiling = literal(max_rate, Float)
-    return case((SendRate.throttled_at.is_(None), ceiling), else_=func.least(ceiling, recovered))
-
-
-def _seconds(amount: ColumnElement[Any]) -> ColumnElement[Any]:
-    return amount * literal_column("interval '1 second'", Interval)
-
-
-def reserve_send_slots(session: Session, count: int, *, max_rate: float) -> SendSlots:
-    """Reserve the account's next ``count`` send slots (commit at once: other runs wait on this row)."""
-    rate = _current_rate(max_rate)
-    now = func.statement_timestamp()
-    first = insert(SendRate).values(name=SEND_RATE_NAME, next_send_at=now + _seconds(literal(count / max_rate, Float)))
-    stmt = first.on_conflict_do_update(
-        index_elements=[SendRate.name],
-        set_={"next_send_at": func.greatest(SendRate.next_send_at, now) + _seconds(count / rate)},
-    ).returning(cast(extract("epoch", SendRate.next_send_at - now), Float), rate)
-    ends_in, granted = session.execute(stmt).one()
-    return SendSlots(count, max(0.0, ends_in - count / granted), granted)
-
-
-def slow_send_rate(session: Session, *, max_rate: float, floor: float = 1.0) -> float:
-    """SES throttled a send: halve the account's rate (unless another run just did); return the rate now."""
-    rate = _current_rate(max_rate)
-    now = func.statement_timestamp()
-    slowed = session.execute(
-        update(SendRate)
-        .where(
-            SendRate.name == SEND_RATE_NAME,
-            or_(
-                SendRate.throttled_at.is_(None),
-                SendRate.throttled_at < now - _seconds(literal(THROTTLE_EVERY_SECONDS, Float)),
-            ),
-        )
-        .values(throttled_rate=func.greatest(rate / 2, min(floor, max_rate)), throttled_at=now)
-        .returning(SendRate.throttled_rate)
-    ).scalar_one_or_none()
-    if slowed is not None:
-        return float(slowed)
-    current = session.execute(select(rate).where(SendRate.name == SEND_RATE_NAME)).scalar_one_or_none()
-    return float(current) if current is not None else max_rate
 
 
 def _any_of(ids: Subquery) -> ColumnElement[Any]:
