@@ -84,6 +84,14 @@ def is_json_media_type(content_type: str) -> bool:
 
 
 class _JsonBodies(OpenAPIRequestValidationMiddleware):
+    def handler(self, app: Any, next_middleware: Any) -> Any:
+        # Who is calling comes first, as on API Gateway, where the authorizer refuses a caller
+        # before the body is read: under SAM local the authorizer lets a refused token through as
+        # "anonymous", and a bad body must not turn its 401 into a 422.
+        if app.context["_route"].security:
+            caller()
+        return super().handler(app, next_middleware)
+
     # Powertools would parse form and multipart bodies too, and match "application/json" case-sensitively.
     def _get_body(self, app: Any) -> Any:
         content_type = app.current_event.headers.get("content-type")
