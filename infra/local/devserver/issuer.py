@@ -101,7 +101,12 @@ class LocalIssuer:
             "jwks_uri": self.jwks_url,
             "id_token_signing_alg_values_supported": ["RS256"],
             "subject_types_supported": ["public"],
-            "response_types_supported": ["id_token"],
+            "authorization_endpoint": f"{self.issuer_url}/authorize",
+            "token_endpoint": f"{self.issuer_url}/token",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "email"],
         }
 
     def mint(self, email: str, ttl_seconds: int = 3600, **extra_claims: Any) -> str:
