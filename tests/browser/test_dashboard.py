@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from tests.browser.conftest import run_notifier, screenshot
 from tests.e2e.runtime import LocalRuntime
 
