@@ -40,6 +40,10 @@ fuzz: $(STAMP)
 test-browser: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/browser
 
+# docs/api.md from ApiFunction's OpenAPI document (after docs/api.intro.md); a test checks it is current.
+docs: $(STAMP)
+	$(BIN)/python infra/docs/api_markdown.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -75,12 +75,18 @@ def test_sign_in_create_see_it_delete_it_and_still_read_its_delivery_log(page: A
     screenshot(page, "04-list-and-agenda")
 
     # When the notifier has run, the delivery log shows what went out
-    summary = run_notifier(product)
-    assert summary.get("sent", 0) >= 1, summary
+    # (this run, or the runtime's own every-minute schedule if it came first)
+    run_notifier(product)
     page.get_by_role("button", name="Team sync: delivery log").click()
     log = page.locator("#detail")
     log.get_by_role("heading", name="Delivery log: Team sync").wait_for()
     rows = log.locator("table.log tbody tr")
+    sent = rows.filter(has_text="15 min before").filter(has_text="sent")
+    for _ in range(30):
+        if sent.count():
+            break
+        page.wait_for_timeout(1000)
+        log.get_by_role("button", name="Refresh the log").click()
     assert rows.count() == 2
     assert rows.filter(has_text="15 min before").filter(has_text="sent").count() == 1
     assert rows.filter(has_text="5 min before").filter(has_text="pending").count() == 1
@@ -156,11 +162,16 @@ def test_the_local_inbox_shows_each_email_as_a_person_reads_it(page: Any, produc
     page.get_by_label("Recipients").fill("lea@example.com")
     page.get_by_role("button", name="Create event").click()
     page.get_by_role("status").filter(has_text="Created “Inbox check”").wait_for()
-    assert run_notifier(product).get("sent", 0) >= 1
+    run_notifier(product)
 
-    # When they open the inbox, the newest email is first
+    # When they open the inbox, the newest email is first (once this run or the schedule sent it)
     page.goto(f"{product.api}/_local/inbox")
     first = page.locator("tbody tr").first
+    for _ in range(30):
+        if first.count() and "Inbox check" in first.inner_text():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
     assert "Inbox check" in first.inner_text() and "lea@example.com" in first.inner_text()
     screenshot(page, "09-inbox")
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -198,6 +199,11 @@ def test_the_inbox_lists_sent_emails_newest_first_and_opens_each(product: LocalR
         scheduled["version"] = "0"
         scheduled["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         product.lambda_client().invoke(FunctionName="NotifierFunction", Payload=json.dumps(scheduled).encode())
+        # (this run sent it, or the runtime's own schedule did, which may still be sending)
+        for _ in range(60):
+            if f"Reminder: {title}" in requests.get(f"{product.api}/_local/inbox", timeout=30).text:
+                break
+            time.sleep(0.5)
     # When the inbox page is opened, the newer one comes first
     listing = requests.get(f"{product.api}/_local/inbox", timeout=30)
     assert listing.status_code == 200 and listing.headers["Content-Type"].startswith("text/html")
