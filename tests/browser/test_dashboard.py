@@ -150,6 +150,19 @@ def test_the_create_flow_works_from_the_keyboard_alone(page: Any, product: Local
     assert "(America/New_York)" in row.inner_text()
     assert starts.strftime("%I:%M").lstrip("0") in row.inner_text()
     screenshot(page, "08-keyboard-created")
+    # And changing it (title only) keeps the rest
+    row.get_by_role("button").press("Enter")
+    page.locator("#detail").get_by_role("button", name="Change “Dentist”").press("Enter")
+    assert page.evaluate("document.activeElement.id") == "f-title"
+    page.keyboard.press("Control+a")
+    page.keyboard.type("Dentist, moved")
+    with page.expect_request(lambda r: r.method == "PATCH") as patch:
+        page.keyboard.press("Enter")
+    assert patch.value.post_data_json == {"title": "Dentist, moved"}  # only what changed
+    page.get_by_role("status").filter(has_text="Saved “Dentist, moved”").wait_for()
+    moved = page.locator("#events tbody tr").filter(has_text="Dentist, moved")
+    assert starts.strftime("%I:%M").lstrip("0") in moved.inner_text()
+    assert page.get_by_role("button", name="Create event").is_visible()
     assert page.console.unexpected() == []
 
 

@@ -159,7 +159,27 @@ function readForm() {
   };
   if (recipients.length || editing) event.recipients = recipients;
   if (!startsAt) delete event.starts_at;
+  if (editing) {
+    // The series keeps its EXDATE/RDATE lines unless its rule was changed here.
+    const rule = (editing.recurrence || []).find((line) => line.startsWith("RRULE:")) || "";
+    if ($("f-recurrence").value === rule) event.recurrence = editing.recurrence || null;
+    return changedFields(event, editing);
+  }
   return event;
+}
+
+// A change sends only what differs (an event under way keeps its start: a past one would be refused).
+function changedFields(event, original) {
+  const changed = {};
+  for (const [field, value] of Object.entries(event)) {
+    if (field === "starts_at") {
+      // Shown to the minute: unchanged when the field still holds what it was filled with.
+      if ($("f-starts-at").value !== original.wall || event.timezone !== original.timezone) changed[field] = value;
+    } else if (JSON.stringify(value) !== JSON.stringify(original[field] ?? null)) {
+      changed[field] = value;
+    }
+  }
+  return changed;
 }
 
 function localErrors(event) {
@@ -212,14 +232,16 @@ function resetForm() {
 }
 
 function editEvent(event) {
-  editing = event;
+  editing = { ...event };
+  event = editing;
   clearErrors();
   $("form-heading").textContent = `Change “${event.title}”`;
   $("submit").textContent = "Save changes";
   $("cancel-edit").hidden = false;
   $("f-title").value = event.title;
   $("f-timezone").value = event.timezone;
-  $("f-starts-at").value = instantToWallTime(event.starts_at, event.timezone);
+  editing.wall = instantToWallTime(event.starts_at, event.timezone);
+  $("f-starts-at").value = editing.wall;
   $("f-recipients").value = event.recipients.join(", ");
   $("f-reminders").value = event.reminders.map((r) => r.minutes_before).join(", ");
   const rule = (event.recurrence || []).find((line) => line.startsWith("RRULE:")) || "";
@@ -365,6 +387,11 @@ async function start() {
   // Suppressions arrived with v1.1's delivery feedback; the page shows them when the API has them.
   const document_ = await (await fetch(`${base}openapi.json`)).json().catch(() => ({ paths: {} }));
   config.hasSuppressions = Boolean(document_.paths && document_.paths["/suppressions"]);
+  if (!config.authorize_url || !config.client_id) {
+    // JwtIssuer names an outside issuer: the template cannot know its sign-in endpoints.
+    $("sign-in").disabled = true;
+    $("signed-out").append(el("p", { class: "error" }, "Sign-in is not configured for this deployment: use the API with a token from your issuer."));
+  }
   $("sign-in").addEventListener("click", () => beginSignIn(config));
   $("event-form").addEventListener("submit", submitForm);
   $("cancel-edit").addEventListener("click", resetForm);
