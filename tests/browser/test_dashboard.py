@@ -232,3 +232,18 @@ def test_swagger_ui_authorizes_with_a_bearer_token_and_calls_the_api(page: Any, 
     assert status.inner_text().strip() == "200"
     assert f"Authorization: Bearer {token}" in operation.locator(".curl-command").inner_text()
     screenshot(page, "12-swagger-try-it-out")
+
+
+def test_an_expired_token_is_dropped_not_kept(page: Any, product: LocalRuntime) -> None:
+    # Given a signed-in tab whose token has expired
+    sign_in(page, product, "old@example.com")
+    page.evaluate(
+        """() => { const s = JSON.parse(sessionStorage.getItem("reminders.token"));
+                   s.expires = Date.now() - 1000; sessionStorage.setItem("reminders.token", JSON.stringify(s)); }"""
+    )
+    # When the page is opened again, then it asks to sign in and the token is gone from storage
+    page.reload()
+    page.get_by_role("button", name="Sign in").wait_for()
+    assert page.evaluate("sessionStorage.getItem('reminders.token')") is None
+    assert page.evaluate("Object.keys(localStorage)") == []
+    assert page.console.unexpected() == []

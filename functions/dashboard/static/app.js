@@ -1,5 +1,5 @@
 // The dashboard: one more client of the API. Every call carries the signed-in user's token.
-import { beginSignIn, currentSession, finishSignIn, signOut } from "./auth.js";
+import { beginSignIn, currentSession, finishSignIn, forgetSession, signOut } from "./auth.js";
 import { bothZones, instantToWallTime, viewerZone, wallTimeToInstant, zones } from "./times.js";
 
 const base = document.querySelector('meta[name="api-base"]').content;
@@ -75,6 +75,7 @@ function timeCell(instant, zone) {
 // --- signing in and out ---------------------------------------------------------------------
 
 function showSignedOut(message) {
+  forgetSession();
   session = null;
   clearTimeout(expiryTimer);
   $("signed-in").hidden = true;

@@ -92,8 +92,13 @@ export function currentSession() {
   return session;
 }
 
-export function signOut(config) {
+// Drop the token now (it expired, or the API refused it).
+export function forgetSession() {
   sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export function signOut(config) {
+  forgetSession();
   if (config.logout_url) {
     const url = new URL(config.logout_url);
     url.search = new URLSearchParams({ client_id: config.client_id, logout_uri: redirectUri() }).toString();
