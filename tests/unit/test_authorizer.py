@@ -202,7 +202,12 @@ def test_the_dashboard_clients_tokens_are_accepted_through_the_extra_audiences_p
     # Given the template's setup on AWS: the dashboard's app client id in an SSM parameter (a Ref in
     # the authorizer's environment would be a cycle), named by JWT_EXTRA_AUDIENCES_PARAMETER
     import boto3
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
+
+    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
+    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
@@ -224,7 +229,12 @@ def test_the_dashboard_clients_tokens_are_accepted_through_the_extra_audiences_p
 def test_an_unreadable_extra_audiences_parameter_is_a_configuration_error(
     issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
+
+    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
+    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")

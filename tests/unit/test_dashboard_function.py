@@ -52,7 +52,12 @@ def test_files_have_their_types_and_unknown_ones_are_404() -> None:
 
 def test_the_config_names_cognitos_endpoints_and_reads_the_client_id_from_ssm(monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
+
+    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
+    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
     domain = "https://stack-123.auth.eu-west-1.amazoncognito.com"
     name = f"/stack-{uuid.uuid4().hex[:8]}/dashboard-client-id"

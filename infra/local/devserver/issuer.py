@@ -38,7 +38,13 @@ def issuer_url_for(host: str, api_port: int | str) -> str:
 def function_env(issuer_url: str, audience: str = DEFAULT_AUDIENCE) -> dict[str, str]:
     """What the token authorizer needs to trust the issuer at ``issuer_url``."""
     issuer_url = issuer_url.rstrip("/")
-    return {"JWT_ISSUER": issuer_url, "JWT_AUDIENCE": audience, "JWKS_URL": f"{issuer_url}/.well-known/jwks.json"}
+    return {
+        "JWT_ISSUER": issuer_url,
+        "JWT_AUDIENCE": audience,
+        "JWKS_URL": f"{issuer_url}/.well-known/jwks.json",
+        # The template's SSM parameter of more audiences (the Cognito dashboard client's) is AWS's.
+        "JWT_EXTRA_AUDIENCES_PARAMETER": "",
+    }
 
 
 def default_state_dir() -> Path:

@@ -40,6 +40,7 @@ def sign_in_env(issuer_url: str, client_id: str) -> dict[str, str]:
         "SIGN_IN_TOKEN_URL": f"{issuer_url}/token",
         "SIGN_IN_LOGOUT_URL": "",
         "SIGN_IN_CLIENT_ID": client_id,
+        "SIGN_IN_CLIENT_ID_PARAMETER": "",  # the template's SSM parameter is Cognito's client, on AWS
         "SIGN_IN_SCOPE": SCOPE,
     }
 
