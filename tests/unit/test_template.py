@@ -656,3 +656,32 @@ def test_every_deploy_runs_the_migrations_through_migrate_function(
 def test_the_notifiers_lease_outlasts_its_timeout(own_database: dict[str, Any]) -> None:
     props = own_database["Resources"]["NotifierFunction"]["Properties"]
     assert int(props["Environment"]["Variables"]["LEASE_SECONDS"]) > int(props["Timeout"])
+
+
+# ---- The dashboard's sign-in ----------------------------------------------------------------
+
+
+def test_the_dashboard_signs_in_with_cognitos_code_flow_and_pkce_back_to_the_stage_url(cfn: dict[str, Any]) -> None:
+    resources = cfn["Resources"]
+    client = resources["DashboardClient"]["Properties"]
+    # A public client (no secret: PKCE instead) of the code flow only, back to the dashboard's page
+    assert client["GenerateSecret"] is False
+    assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert set(client["AllowedOAuthScopes"]) == {"openid", "email"}
+    stage_url = {"Fn::Sub": "https://${RemindersApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/"}
+    assert client["CallbackURLs"] == [stage_url] and client["LogoutURLs"] == [stage_url]
+    # The client's id reaches the authorizer and the page through one SSM parameter (a Ref would
+    # be a cycle), which each of them may read, and nothing else may
+    parameter = resources["DashboardClientIdParameter"]["Properties"]
+    assert parameter["Value"] == {"Ref": "DashboardClient"}
+    name = parameter["Name"]
+    authorizer_env = resources["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
+    dashboard_env = resources["DashboardFunction"]["Properties"]["Environment"]["Variables"]
+    assert authorizer_env["JWT_EXTRA_AUDIENCES_PARAMETER"]["Fn::If"][1] == name
+    assert dashboard_env["SIGN_IN_CLIENT_ID_PARAMETER"]["Fn::If"][1] == name
+    for role in ("AuthorizerFunctionRole", "DashboardFunctionRole"):
+        statements = resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        reads = [s["Fn::If"][1] for s in statements if isinstance(s, dict) and "Fn::If" in s]
+        assert [(r["Action"], r["Resource"]["Fn::Sub"].endswith(name["Fn::Sub"])) for r in reads] == [
+            ("ssm:GetParameter", True)
+        ], role
