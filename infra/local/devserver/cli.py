@@ -317,6 +317,9 @@ class Runtime:
             f"lambda http://{args.host}:{args.lambda_port} aws {endpoint} "
             f"database {database.description} in {time.monotonic() - started:.1f} s",
         )
+        base = f"http://{args.host}:{args.api_port}"
+        dashboard = f"dashboard {base}/, " if any(route.resource == "/" for route in app.routes) else ""
+        console.line("ready", f"open {dashboard}sent emails {base}/_local/inbox")
 
     def _record_libraries(self) -> None:
         """What the workers imported (at start, and what their invocations added): the next preload."""
