@@ -120,6 +120,14 @@ function showFieldError(field, message) {
 }
 
 // The API's 422: each message beside the field it concerns (loc is ["body", field, ...]).
+let submitted = {}; // what the form sent last, to name the item a message is about
+
+function itemName(field, index) {
+  const item = (submitted[field] || [])[index];
+  if (item === undefined) return "";
+  return `${typeof item === "object" ? Object.values(item).join(" ") : item}: `;
+}
+
 function showValidation(body) {
   const detail = (body && body.detail) || [];
   let first = null;
@@ -128,7 +136,8 @@ function showValidation(body) {
     const loc = item.loc || [];
     const field = loc[0] === "body" ? loc[1] : loc[1] || loc[0];
     const message = String(item.msg || "").replace(/^Value error, /, "");
-    item.msg = message.charAt(0).toUpperCase() + message.slice(1);
+    const which = typeof loc[2] === "number" ? itemName(field, loc[2]) : "";
+    item.msg = which + message.charAt(0).toUpperCase() + message.slice(1);
     if (showFieldError(field, item.msg)) first = first || FIELDS[field];
     else unplaced.push(item.msg);
   }
@@ -193,6 +202,7 @@ async function submitForm(submit) {
   submit.preventDefault();
   clearErrors();
   const event = readForm();
+  submitted = event;
   if (localErrors(event)) {
     $("f-starts-at").focus();
     return;
