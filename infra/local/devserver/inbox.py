@@ -19,6 +19,7 @@ import json
 import re
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
@@ -178,7 +179,8 @@ class Inbox:
             found = _summary(message)
             rows.append(
                 "<tr>"
-                f'<td><time datetime="{html.escape(found.timestamp)}">{html.escape(found.timestamp)}</time></td>'
+                f'<td><time datetime="{html.escape(found.timestamp)}">'
+                f"{html.escape(_readable(found.timestamp))}</time></td>"
                 f"<td>{html.escape(found.source)}</td><td>{html.escape(', '.join(found.to))}</td>"
                 f'<td><a href="{PREFIX}/{quote(found.id)}">{html.escape(found.subject or "(no subject)")}</a></td>'
                 "</tr>"
@@ -197,6 +199,13 @@ class Inbox:
             f'<p>Every email this runtime sent (from <a href="{source}">{source}</a>). <a href="/">Dashboard</a></p>'
         )
         return _page(200, "Local inbox", intro + table)
+
+
+def _readable(timestamp: str) -> str:
+    try:
+        return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return timestamp
 
 
 def _summary(message: dict[str, Any]) -> Email:
