@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check smoke test-localstack test-sam fuzz
+.PHONY: run test test-fast test-embedded lint format bench bench-notifier clean token check smoke test-localstack test-sam fuzz test-browser docs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test-embedded: $(STAMP)
 FUZZ_MAX_EXAMPLES ?= 500
 fuzz: $(STAMP)
 	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) $(BIN)/python -m pytest -s tests/e2e/test_fuzz.py
+
+# The dashboard and the local inbox in a real browser: Debian's chromium (apt-get install -y chromium)
+# driven by Playwright; skips, saying why, without it. Screenshots in .local/browser-artifacts/.
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/browser
+
+# docs/api.md from ApiFunction's OpenAPI document (after docs/api.intro.md); a test checks it is current.
+docs: $(STAMP)
+	$(BIN)/python infra/docs/api_markdown.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -347,6 +347,7 @@ def delete_event(event_id: EventId) -> Response[None]:
 @app.get(
     "/events/<event_id>/notifications",
     summary="An event's reminder deliveries",
+    description="The owner reads the log of a deleted event too (its undelivered rows `cancelled`).",
     security=BEARER,
     responses={**ok(NotificationList), **_errors(401, 404, 422, 503)},
 )

@@ -301,9 +301,24 @@ def test_delete_answers_204_then_404_and_cancels_pending_notifications(api: Any,
     assert response.status == 204 and response.text == ""
     assert api("GET", f"/events/{event['id']}").status == 404
     assert api("DELETE", f"/events/{event['id']}").status == 404
-    assert api("GET", f"/events/{event['id']}/notifications").status == 404
     assert {s for _, _, s, _ in notification_rows(engine, event["id"])} == {"cancelled"}
     assert api("GET", "/events").json()["items"] == []
+
+
+def test_a_deleted_events_delivery_log_stays_readable_by_its_owner_only(api: Any) -> None:
+    # Given an event with two planned deliveries, deleted by its owner
+    event = create(api, recipients=["a@example.com", "b@example.com"])
+    assert api("DELETE", f"/events/{event['id']}").status == 204
+    # When the owner reads its delivery log, then every row is there, cancelled
+    response = api("GET", f"/events/{event['id']}/notifications")
+    assert response.status == 200, response
+    assert sorted((n["recipient"], n["status"]) for n in response.json()["items"]) == [
+        ("a@example.com", "cancelled"),
+        ("b@example.com", "cancelled"),
+    ]
+    # and anyone else gets 404, as for an event that never existed
+    stranger = api("GET", f"/events/{event['id']}/notifications", as_user="eve@example.com")
+    assert stranger.status == 404
 
 
 def test_delete_unknown_event_is_404(api: Any) -> None:

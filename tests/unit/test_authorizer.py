@@ -194,3 +194,54 @@ def test_when_the_issuer_is_down_the_keys_already_fetched_keep_serving(
     # Then valid tokens are still allowed with the keys we have, and the issuer is not asked on every request
     assert {effect(r) for r in results} == {"Allow"}
     assert jwks_server.fetches - fetches_before <= 1
+
+
+def test_the_dashboard_clients_tokens_are_accepted_through_the_extra_audiences_parameter(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the template's setup on AWS: the dashboard's app client id in an SSM parameter (a Ref in
+    # the authorizer's environment would be a cycle), named by JWT_EXTRA_AUDIENCES_PARAMETER
+    import boto3
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from moto import mock_aws
+
+    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
+    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    name = f"/stack-{uuid.uuid4().hex[:8]}/dashboard-client-id"
+    monkeypatch.setenv("JWT_EXTRA_AUDIENCES_PARAMETER", name)
+    auth.reset_cache()
+    with mock_aws():
+        boto3.client("ssm").put_parameter(Name=name, Value="dashboard-client", Type="String")
+        # When tokens for the API's own client, the dashboard's and a stranger's arrive
+        own = authorize(f"Bearer {issuer.mint('ana@example.com')}")
+        dashboard = authorize(f"Bearer {issuer.mint('ana@example.com', aud='dashboard-client')}")
+        stranger = authorize(f"Bearer {issuer.mint('ana@example.com', aud='some-other-app')}")
+    # Then the first two are allowed, the last denied
+    assert effect(own) == "Allow" and effect(dashboard) == "Allow"
+    assert effect(stranger) == "Deny" and "another audience" in stranger["context"]["reason"]
+
+
+def test_an_unreadable_extra_audiences_parameter_is_a_configuration_error(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from moto import mock_aws
+
+    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
+    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("JWT_EXTRA_AUDIENCES_PARAMETER", f"/missing-{uuid.uuid4().hex[:8]}")
+    auth.reset_cache()
+    with mock_aws():
+        result = authorize(f"Bearer {issuer.mint('ana@example.com', aud='dashboard-client')}")
+    assert effect(result) == "Deny"
+    assert result["context"]["reason"] == "the API cannot verify tokens right now"

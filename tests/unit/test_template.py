@@ -28,7 +28,9 @@ from reminders import migrate
 from tests.support.lambdas import ROOT, load_function
 
 TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction", "AuthorizerFunction"}
+FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction", "AuthorizerFunction", "DashboardFunction"}
+# The dashboard's static files: DashboardFunction's, without an authorizer (the page sends the token).
+DASHBOARD_ROUTES = {("GET", "/"), ("GET", "/dashboard/{asset}")}
 # Actions that have no resource-level permissions in IAM, so "*" is the narrowest resource.
 STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 # ENI management for functions in a VPC (ec2 describe/create/delete network interfaces); nothing else.
@@ -184,15 +186,16 @@ def _api_routes(cfn: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 def test_the_api_has_exactly_the_handlers_routes_all_on_api_function(cfn: dict[str, Any]) -> None:
     # Given the routes functions/api/app.py serves, when the template is translated,
-    # then API Gateway has those routes and no other, each integrated with ApiFunction.
+    # then API Gateway has those routes and the dashboard's, and no other.
     handler_routes = _handler_routes()
     api_routes = _api_routes(cfn)
     assert handler_routes, "the API handler serves no routes?"
-    assert set(api_routes) == handler_routes
+    assert set(api_routes) == handler_routes | DASHBOARD_ROUTES
     for route, operation in api_routes.items():
         integration = operation["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy", route
-        assert _function_of(integration["uri"], cfn) == "ApiFunction", route
+        expected = "DashboardFunction" if route in DASHBOARD_ROUTES else "ApiFunction"
+        assert _function_of(integration["uri"], cfn) == expected, route
 
 
 def test_every_route_but_the_api_docs_and_the_calendar_feed_needs_a_token(cfn: dict[str, Any]) -> None:
@@ -205,7 +208,7 @@ def test_every_route_but_the_api_docs_and_the_calendar_feed_needs_a_token(cfn: d
     for (method, path), operation in _api_routes(cfn).items():
         security = operation.get("security") or []
         # The feed's secret is its key: calendar clients send no bearer token.
-        if path in {"/openapi.json", "/swagger", "/calendar/{feed}"}:
+        if path in {"/openapi.json", "/swagger", "/calendar/{feed}"} or (method, path) in DASHBOARD_ROUTES:
             assert {"NONE": []} in security, (method, path)
         else:
             assert security == [{"TokenAuthorizer": []}], (method, path)
@@ -226,7 +229,9 @@ def test_the_api_and_the_authorizer_start_from_snapstart_snapshots_through_their
         assert (int(runtime[0]), int(runtime[1])) >= (3, 12), props["Runtime"]
         assert function in aliases, f"{function} has no published alias"
     (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi").values()
-    for operation in _api_routes(cfn).values():
+    for route, operation in _api_routes(cfn).items():
+        if route in DASHBOARD_ROUTES:
+            continue
         assert "${ApiFunctionAliaslive}" in json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
     authorizer = api["Properties"]["Body"]["components"]["securitySchemes"]["TokenAuthorizer"]
     assert {"Ref": aliases["AuthorizerFunction"]} in json.loads(
@@ -240,6 +245,7 @@ def test_the_api_and_the_authorizer_start_from_snapstart_snapshots_through_their
     assert invoked_by_api_gateway == {
         json.dumps({"Ref": aliases["ApiFunction"]}),
         json.dumps({"Ref": aliases["AuthorizerFunction"]}),
+        json.dumps({"Ref": "DashboardFunction"}),  # static files: no SnapStart needed
     }
 
 
@@ -650,3 +656,32 @@ def test_every_deploy_runs_the_migrations_through_migrate_function(
 def test_the_notifiers_lease_outlasts_its_timeout(own_database: dict[str, Any]) -> None:
     props = own_database["Resources"]["NotifierFunction"]["Properties"]
     assert int(props["Environment"]["Variables"]["LEASE_SECONDS"]) > int(props["Timeout"])
+
+
+# ---- The dashboard's sign-in ----------------------------------------------------------------
+
+
+def test_the_dashboard_signs_in_with_cognitos_code_flow_and_pkce_back_to_the_stage_url(cfn: dict[str, Any]) -> None:
+    resources = cfn["Resources"]
+    client = resources["DashboardClient"]["Properties"]
+    # A public client (no secret: PKCE instead) of the code flow only, back to the dashboard's page
+    assert client["GenerateSecret"] is False
+    assert client["AllowedOAuthFlows"] == ["code"] and client["AllowedOAuthFlowsUserPoolClient"] is True
+    assert set(client["AllowedOAuthScopes"]) == {"openid", "email"}
+    stage_url = {"Fn::Sub": "https://${RemindersApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/"}
+    assert client["CallbackURLs"] == [stage_url] and client["LogoutURLs"] == [stage_url]
+    # The client's id reaches the authorizer and the page through one SSM parameter (a Ref would
+    # be a cycle), which each of them may read, and nothing else may
+    parameter = resources["DashboardClientIdParameter"]["Properties"]
+    assert parameter["Value"] == {"Ref": "DashboardClient"}
+    name = parameter["Name"]
+    authorizer_env = resources["AuthorizerFunction"]["Properties"]["Environment"]["Variables"]
+    dashboard_env = resources["DashboardFunction"]["Properties"]["Environment"]["Variables"]
+    assert authorizer_env["JWT_EXTRA_AUDIENCES_PARAMETER"]["Fn::If"][1] == name
+    assert dashboard_env["SIGN_IN_CLIENT_ID_PARAMETER"]["Fn::If"][1] == name
+    for role in ("AuthorizerFunctionRole", "DashboardFunctionRole"):
+        statements = resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        reads = [s["Fn::If"][1] for s in statements if isinstance(s, dict) and "Fn::If" in s]
+        assert [(r["Action"], r["Resource"]["Fn::Sub"].endswith(name["Fn::Sub"])) for r in reads] == [
+            ("ssm:GetParameter", True)
+        ], role

@@ -178,7 +178,7 @@ class Runtime:
             raise Stopping
 
     def start(self) -> None:
-        from devserver import aws, environment, gateway, invoke_api, issuer
+        from devserver import aws, environment, gateway, inbox, invoke_api, issuer, sign_in
         from devserver.database import expected_url, open_database
         from devserver.schedules import Scheduler
         from devserver.workers import FunctionPool, SourceWatcher
@@ -226,7 +226,11 @@ class Runtime:
 
         def environments(url: str) -> dict[str, dict[str, str]]:
             base = environment.base_environment(endpoint, url)
-            local = {"DATABASE_URL": url, **issuer.function_env(issuer_url)}
+            local = {
+                "DATABASE_URL": url,
+                **issuer.function_env(issuer_url),
+                **sign_in.sign_in_env(issuer_url, issuer.DEFAULT_AUDIENCE),
+            }
             return {
                 name: environment.function_environment(spec, base, local, settings)
                 for name, spec in app.functions.items()
@@ -280,7 +284,8 @@ class Runtime:
             "/_local/issuer/.well-known/jwks.json": local_issuer.jwks,
         }
         local_issuer.record_url()
-        api = gateway.Gateway(app, self.pools, extra)
+        sites: list[gateway.LocalSite] = [sign_in.SignIn(local_issuer, args.api_port), inbox.Inbox(endpoint)]
+        api = gateway.Gateway(app, self.pools, extra, sites)
         for port, option, handler in (
             (args.api_port, "--api-port", gateway.handler_class(api)),
             (args.lambda_port, "--lambda-port", invoke_api.handler_class(self.pools)),
@@ -312,6 +317,9 @@ class Runtime:
             f"lambda http://{args.host}:{args.lambda_port} aws {endpoint} "
             f"database {database.description} in {time.monotonic() - started:.1f} s",
         )
+        base = f"http://{args.host}:{args.api_port}"
+        dashboard = f"dashboard {base}/, " if any(route.resource == "/" for route in app.routes) else ""
+        console.line("ready", f"open {dashboard}sent emails {base}/_local/inbox")
 
     def _record_libraries(self) -> None:
         """What the workers imported (at start, and what their invocations added): the next preload."""

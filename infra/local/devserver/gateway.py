@@ -18,7 +18,7 @@ import uuid
 import zlib
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devserver import console
@@ -48,14 +48,30 @@ GatewayReply = tuple[str, int, dict[str, Any]]
 CONTEXT_VARIABLE = re.compile(r"\$context\.authorizer\.(\w+)")
 
 
+class LocalSite(Protocol):
+    """Local-only pages on the API port (the issuer's sign-in, the inbox): a reply, or None when
+    the path is not theirs."""
+
+    def handle(
+        self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None: ...
+
+
 class Gateway:
     """Everything API Gateway does between the socket and the function; the HTTP handler is thin."""
 
-    def __init__(self, app: App, pools: dict[str, FunctionPool], extra_routes: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app: App,
+        pools: dict[str, FunctionPool],
+        extra_routes: dict[str, Any],
+        sites: list[LocalSite] | None = None,
+    ) -> None:
         self.app = app
         self.pools = pools
         # Local-only GET routes (the OIDC issuer's documents), served before the API's routes.
         self.extra_routes = extra_routes
+        self.sites = sites or []
         # API Gateway caches a TOKEN authorizer's policy per token for authorizerResultTtlInSeconds;
         # with it, what that policy decided for each method ARN so far.
         self._policies: dict[tuple[str, str], tuple[float, dict[str, Any], dict[str, bool]]] = {}
@@ -307,6 +323,11 @@ def handler_class(gateway: Gateway) -> type[BoundedHandler]:
         ) -> tuple[int, list[tuple[str, str]], bytes]:
             if self.command == "GET" and path in gateway.extra_routes:
                 return _json_reply(200, gateway.extra_routes[path]())
+            if path.startswith("/_local/"):
+                for site in gateway.sites:
+                    reply = site.handle(self.command, path, query, list(self.headers.items()), body)
+                    if reply is not None:
+                        return reply
             stage_prefix = f"/{gateway.app.stage}"
             if path == stage_prefix or path.startswith(stage_prefix + "/"):
                 path = path[len(stage_prefix) :] or "/"

@@ -38,7 +38,13 @@ def issuer_url_for(host: str, api_port: int | str) -> str:
 def function_env(issuer_url: str, audience: str = DEFAULT_AUDIENCE) -> dict[str, str]:
     """What the token authorizer needs to trust the issuer at ``issuer_url``."""
     issuer_url = issuer_url.rstrip("/")
-    return {"JWT_ISSUER": issuer_url, "JWT_AUDIENCE": audience, "JWKS_URL": f"{issuer_url}/.well-known/jwks.json"}
+    return {
+        "JWT_ISSUER": issuer_url,
+        "JWT_AUDIENCE": audience,
+        "JWKS_URL": f"{issuer_url}/.well-known/jwks.json",
+        # The template's SSM parameter of more audiences (the Cognito dashboard client's) is AWS's.
+        "JWT_EXTRA_AUDIENCES_PARAMETER": "",
+    }
 
 
 def default_state_dir() -> Path:
@@ -101,7 +107,12 @@ class LocalIssuer:
             "jwks_uri": self.jwks_url,
             "id_token_signing_alg_values_supported": ["RS256"],
             "subject_types_supported": ["public"],
-            "response_types_supported": ["id_token"],
+            "authorization_endpoint": f"{self.issuer_url}/authorize",
+            "token_endpoint": f"{self.issuer_url}/token",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": ["openid", "email"],
         }
 
     def mint(self, email: str, ttl_seconds: int = 3600, **extra_claims: Any) -> str:

@@ -33,6 +33,11 @@ class AuthSettings(BaseSettings):
 
     jwt_issuer: str = ""
     jwt_audience: str = "event-reminders"
+    # An SSM parameter naming more audiences (comma-separated): the dashboard's Cognito app client,
+    # whose id the template cannot pass here directly (its callback URL names the API, and the API
+    # names this authorizer). Read only for a token the first audience does not match.
+    jwt_extra_audiences_parameter: str = ""
+    jwt_extra_audiences_max_age_seconds: int = Field(default=300, ge=0)
     # Defaults to the OIDC convention: {issuer}/.well-known/jwks.json (Cognito's path too).
     jwks_url: str = ""
     jwks_max_age_seconds: int = Field(default=3600, ge=0)
@@ -183,10 +188,25 @@ def _check_claims(claims: dict[str, Any], settings: AuthSettings, now: float) ->
         raise Unauthorized(f"token claims are invalid: {exc}") from None
     audiences = claims.get("aud")
     audiences = [audiences] if isinstance(audiences, str) else list(audiences or [])
-    if settings.jwt_audience not in audiences and claims.get("client_id") != settings.jwt_audience:
+    presented = {*audiences, claims.get("client_id")}
+    if settings.jwt_audience not in presented and not presented & _extra_audiences(settings):
         raise Unauthorized("token is for another audience")
     if claims.get("token_use", "id") not in ("id", "access"):
         raise Unauthorized("token is neither an ID nor an access token")
+
+
+def _extra_audiences(settings: AuthSettings) -> set[str]:
+    if not settings.jwt_extra_audiences_parameter:
+        return set()
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        value = parameters.get_parameter(
+            settings.jwt_extra_audiences_parameter, max_age=settings.jwt_extra_audiences_max_age_seconds
+        )
+    except Exception as exc:  # any failure to read it is a configuration problem
+        raise AuthConfigError(f"cannot read {settings.jwt_extra_audiences_parameter}: {exc}") from None
+    return {part.strip() for part in str(value).split(",") if part.strip()}
 
 
 def _describe(exc: JoseError) -> str:

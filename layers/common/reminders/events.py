@@ -88,6 +88,8 @@ _EVENT_BY_ID = select(Event).where(
     Event.id == bindparam("event_id"), Event.owner == bindparam("owner"), Event.deleted_at.is_(None)
 )
 _EVENT_BY_ID_FOR_UPDATE = _EVENT_BY_ID.with_for_update()
+# A deleted event too: its delivery log stays readable by its owner.
+_EVENT_EVER_BY_ID = select(Event).where(Event.id == bindparam("event_id"), Event.owner == bindparam("owner"))
 
 
 def get_event(session: Session, owner: str, event_id: str, *, for_update: bool = False) -> Event:
@@ -129,7 +131,11 @@ def delete_event(session: Session, owner: str, event_id: str, now: datetime) -> 
 
 
 def list_event_notifications(session: Session, owner: str, event_id: str) -> list[Notification]:
-    event = get_event(session, owner, event_id)
+    """The event's delivery log, deleted or not (a deleted event's rows read ``cancelled`` unless
+    they went out); another owner's event is NotFound."""
+    event = session.scalars(_EVENT_EVER_BY_ID, {"event_id": _parse_id(event_id), "owner": owner}).one_or_none()
+    if event is None:
+        raise NotFound("event not found")
     return outbox.list_for_event(session, event.id)
 
 

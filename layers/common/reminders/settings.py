@@ -112,6 +112,28 @@ class NotifierSettings(DatabaseSettings):
         return self.ses_call_seconds + self.record_reserve_seconds
 
 
+class DashboardSettings(BaseSettings):
+    """Settings of DashboardFunction: where the page signs in (OAuth 2 code flow with PKCE).
+
+    On AWS the Cognito user pool's managed login; locally the runtime's own issuer."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    sign_in_authorize_url: str = ""
+    sign_in_token_url: str = ""
+    # Where the page sends the browser after dropping its token (Cognito's /logout); empty: nowhere.
+    sign_in_logout_url: str = ""
+    sign_in_client_id: str = ""
+    # On AWS the app client's id is in an SSM parameter (template.yaml says why); read when first asked.
+    sign_in_client_id_parameter: str = ""
+    sign_in_scope: str = "openid email"
+
+
+@lru_cache(maxsize=1)
+def dashboard_settings() -> DashboardSettings:
+    return DashboardSettings()
+
+
 @lru_cache(maxsize=1)
 def api_settings() -> ApiSettings:
     return ApiSettings()
