@@ -6,6 +6,10 @@ declares DATABASE_URL, because `sam local --env-vars` only sets variables the te
 points each Lambda authorizer at its function's ARN instead of an alias (``!Ref Fn.Alias``, which the
 deployed API uses for SnapStart): `sam local start-api` can't resolve an alias, so it would skip the
 authorizer with a warning and call the API function with no authorizer context (every request 401).
+The same build is what infra/localstack/deploy.sh deploys into LocalStack, whose 4.14.0 CloudFormation
+fails a resource on a whole-secret dynamic reference ending in ``:SecretString}}`` (IndexError, "list
+index out of range": it expects a colon after SecretString); the copy spells those ``:SecretString::}}``
+(the same reference: no json-key, no version), which LocalStack resolves.
 Nothing else changes. Run it with SAM CLI's Python (its YAML loader keeps CloudFormation's tags):
 
     .venv-sam/bin/python infra/docker/sam_local_template.py template.yaml .aws-sam/sam-local/template.yaml
@@ -20,6 +24,7 @@ from typing import Any
 
 ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 LOCAL_ONLY_VARIABLES = ("DATABASE_URL",)
+WHOLE_SECRET = ":SecretString"  # noqa: S105 (a reference's syntax, no secret)
 
 
 def localize(template: dict[str, Any], arch: str) -> list[str]:
@@ -50,12 +55,28 @@ def localize(template: dict[str, Any], arch: str) -> list[str]:
             if function is not None:
                 authorizer["FunctionArn"] = {"Fn::GetAtt": [function, "Arn"]}
                 changes.append(f"{name}.Auth.Authorizers.{auth_name}.FunctionArn -> !GetAtt {function}.Arn")
+    for name, resource in template.get("Resources", {}).items():
+        if _spell_whole_secret_references(resource):
+            changes.append(f"{name}: '{WHOLE_SECRET}}}}}' -> '{WHOLE_SECRET}::}}}}'")
     variables = function_globals.setdefault("Environment", {}).setdefault("Variables", {})
     for variable in LOCAL_ONLY_VARIABLES:
         if variable not in variables:
             variables[variable] = ""
             changes.append(f"Globals.Function.Environment.Variables.{variable} declared (empty)")
     return changes
+
+
+def _spell_whole_secret_references(node: Any) -> bool:
+    """Rewrite, in place, every ``{{resolve:secretsmanager:<id>:SecretString}}`` under node; True if any."""
+    changed = False
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(value, str) and "{{resolve:secretsmanager:" in value and WHOLE_SECRET + "}}" in value:
+            node[key] = value.replace(WHOLE_SECRET + "}}", WHOLE_SECRET + "::}}")
+            changed = True
+        elif isinstance(value, (dict, list)):
+            changed = _spell_whole_secret_references(value) or changed
+    return changed
 
 
 def _aliased_function(arn: Any) -> str | None:

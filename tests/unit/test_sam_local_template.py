@@ -71,3 +71,33 @@ def test_an_authorizer_given_by_arn_or_by_another_reference_is_left_alone() -> N
         }
         localizer.localize(template, platform.machine())
         assert template["Resources"]["Api"]["Properties"]["Auth"]["Authorizers"]["A"]["FunctionArn"] == arn
+
+
+def test_whole_secret_references_get_the_colons_localstack_resolves() -> None:
+    # LocalStack 4.14.0 splits the reference on ":SecretString:" and reads the part after it: a
+    # reference ending in ":SecretString}}" (valid on AWS) failed ApiFunction's creation with
+    # "list index out of range", so the stack rolled back and no function ran inside LocalStack.
+    template = _template()
+    api_variables = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api_variables["CALENDAR_FEED_KEY"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${CalendarFeedKey}:SecretString}}"
+    }
+
+    changes = localizer.localize(template, "x86_64")
+
+    assert api_variables["CALENDAR_FEED_KEY"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${CalendarFeedKey}:SecretString::}}"
+    }
+    assert any(change.startswith("ApiFunction: ") for change in changes)
+
+
+def test_a_secret_reference_with_a_json_key_or_of_another_service_is_left_alone() -> None:
+    values = [
+        "{{resolve:secretsmanager:db:SecretString:password}}",
+        "{{resolve:secretsmanager:db:SecretString::}}",
+        "{{resolve:ssm:/name:SecretString}}",
+        "plain:SecretString}}",
+    ]
+    template = {"Resources": {"F": {"Type": "AWS::Serverless::Function", "Properties": {"Tags": list(values)}}}}
+    localizer.localize(template, "x86_64")
+    assert template["Resources"]["F"]["Properties"]["Tags"] == values
