@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,6 +143,15 @@ def test_a_password_rotated_while_warm_is_read_again_from_the_secret(
         connection.execute(
             text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
         )
+        # pg_terminate_backend only signals: wait until the session has ended (its farewell sent), or
+        # the next request may use the connection first and get the 503 of a session ended mid-request.
+        # (Seen once against LocalStack, whose slower Secrets Manager shifts this test's timing.)
+        deadline = time.monotonic() + 10
+        while connection.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
+        ).scalar():
+            assert time.monotonic() < deadline, "the terminated session did not end"
+            time.sleep(0.02)
 
     # Then the next requests reconnect with the new password, without a restart
     for _ in range(3):
