@@ -85,7 +85,9 @@ smoke: $(STAMP)
 	$(BIN)/python infra/aws/smoke.py --url "$(URL)"
 
 # With Docker (README "With Docker"); each prints what it ran. infra/ci/tiers.sh runs both for CI.
-# Integration tests against LocalStack 4.14.0: compose when Docker runs and the image is here, else host mode.
+# Against LocalStack 4.14.0: with a Docker engine (compose; images pulled, or built from Debian's archive where
+# no registry answers) tests/integration's AWS tests, then the stack deployed into LocalStack with our functions
+# running inside it (tests/sam, the reminder flow); without one, LocalStack's host mode and the first part only.
 test-localstack: $(STAMP)
 	infra/ci/test-localstack.sh
 

@@ -81,6 +81,22 @@ wait_healthy() {
   return 1
 }
 
+# port_or_free PREFERRED: PREFERRED when nothing on 127.0.0.1 holds it, else a port the kernel hands
+# out as free. The tiers publish ports on the host (CI and other sessions may hold 3000, 4566, ...).
+port_or_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+def bind(port):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        return s.getsockname()[1]
+try:
+    print(bind(int(sys.argv[1])))
+except OSError:
+    print(bind(0))
+PY
+}
+
 # wait_http URL SECONDS: until the URL answers 2xx.
 wait_http() {
   local url="$1" seconds="$2" i

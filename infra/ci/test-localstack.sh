@@ -16,6 +16,8 @@
 #   host     otherwise: LocalStack's host mode (PyPI's localstack-core==4.14.0 on Python 3.13, in
 #            .venv-localstack), and the database from TEST_DATABASE_URL, this machine's PostgreSQL
 #            on 127.0.0.1:5432, or the embedded one the tests start. Part 1 only: no functions run.
+# Host ports: LocalStack on 4566 and compose postgres on 55432 when free, else ports the kernel hands out
+# (LOCALSTACK_PORT / POSTGRES_PORT fix them).
 # Prints what ran and whether functions ran inside LocalStack; exits non-zero when LocalStack could
 # not be started or a test failed.
 set -uo pipefail
@@ -23,7 +25,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 
 mode="${LOCALSTACK_MODE:-auto}"
-port="${LOCALSTACK_PORT:-4566}"
+port="${LOCALSTACK_PORT:-$(port_or_free 4566)}"
 endpoint="http://127.0.0.1:$port"
 image="localstack/localstack:$LOCALSTACK_VERSION"
 services="ses,lambda,events,secretsmanager,sqs,apigateway,logs,iam,sts,cloudformation,s3,sns,cloudwatch"
@@ -114,7 +116,7 @@ function_image="event-reminders/lambda-python-layers:3.13"
 
 start_compose() {
   compose="$(compose_cmd)" || { echo "no docker compose command"; return 1; }
-  export POSTGRES_PORT="${POSTGRES_PORT:-55432}" LOCALSTACK_PORT="$port"
+  export POSTGRES_PORT="${POSTGRES_PORT:-$(port_or_free 55432)}" LOCALSTACK_PORT="$port"
   $compose "${compose_files[@]}" -p "$project" up -d localstack >"$LOCAL_DIR/compose-up.log" 2>&1 || { tail "$LOCAL_DIR/compose-up.log"; return 1; }
   wait_healthy "$project"_postgres_1 120 2>/dev/null || wait_healthy "$project-postgres-1" 120 || return 1
   wait_healthy "$project"_localstack_1 240 2>/dev/null || wait_healthy "$project-localstack-1" 240 || return 1

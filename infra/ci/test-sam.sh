@@ -6,9 +6,11 @@
 #   - Lambda containers from the image that infra/docker/lambda-python/build.sh builds (no registry
 #     needed), passed with --invoke-image, on the project's own compose network (event-reminders-sam),
 #     so DATABASE_URL names `postgres` and no other compose project's `postgres` can answer;
-#   - the token authorizer trusts make run's local issuer: the same key (.local/issuer) and, on the
-#     default port, the same issuer URL (http://127.0.0.1:3000/_local/issuer), so `make token` tokens
+#   - the token authorizer trusts make run's local issuer: the same key (.local/issuer) and, on port
+#     3000, the same issuer URL (http://127.0.0.1:3000/_local/issuer), so `make token` tokens
 #     work against either and survive restarts; its JWKS is served to the containers here;
+#   - host ports: the API on 3000 and compose postgres on 55433 when free, else ports the kernel hands
+#     out (SAM_API_PORT / SAM_POSTGRES_PORT fix them); CI's machine may hold 3000 (make run);
 #   - migrations applied by invoking MigrateFunction through `sam local invoke`.
 # Needs root (or a usable Docker engine) and Python 3.13 (what `sam build` runs for python3.13).
 #   infra/ci/test-sam.sh            run tests/sam, print latency, stop everything
@@ -23,13 +25,13 @@ cd "$REPO"
 project="event-reminders-sam"
 network="event-reminders-sam"
 lambda_image="${LAMBDA_IMAGE:-event-reminders/lambda-python:3.13}"
-api_port="${SAM_API_PORT:-3000}"
+api_port="${SAM_API_PORT:-$(port_or_free 3000)}"
 api="http://127.0.0.1:$api_port"
 work="$REPO/.local/sam"
 # make run's issuer: its key, and its URL when SAM serves on make run's port.
 issuer_dir="${DEVSERVER_DATA_DIR:-$REPO/.local}/issuer"
 issuer="http://127.0.0.1:$api_port/_local/issuer"
-export SAM_CLI_TELEMETRY=0 POSTGRES_PORT="${SAM_POSTGRES_PORT:-55433}" COMPOSE_NETWORK="$network"
+export SAM_CLI_TELEMETRY=0 POSTGRES_PORT="${SAM_POSTGRES_PORT:-$(port_or_free 55433)}" COMPOSE_NETWORK="$network"
 started=$(date +%s)
 mkdir -p "$work"
 

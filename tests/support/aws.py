@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import email.utils
 import json
 import socket
 import subprocess
@@ -140,13 +141,19 @@ def mime(message: dict[str, Any]) -> EmailMessage:
 
 
 def _with_parts(message: dict[str, Any]) -> dict[str, Any]:
-    """A raw message also gets Subject and Body read from its MIME, so tests read every email alike."""
+    """A raw message also gets Subject and Body read from its MIME, so tests read every email alike;
+    and its recipients from the To header when the emulator lists none: LocalStack's ``/_aws/ses`` keeps
+    a SendRawEmail as ``{"Id", "Region", "Source", "RawData", "Timestamp"}``, without the Destinations."""
     if "RawData" not in message or "Subject" in message:
         return message
     parsed = mime(message)
     text, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    destination = message.get("Destination") or {
+        "ToAddresses": [address for _, address in email.utils.getaddresses(parsed.get_all("To") or [])]
+    }
     return {
         **message,
+        "Destination": destination,
         "Subject": parsed["Subject"],
         "Body": {
             "text_part": text.get_content() if text is not None else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 
@@ -84,3 +85,31 @@ def silenceable_relay(database_url: str) -> Iterator[SilenceableRelay]:
         yield relay
     finally:
         relay.close()
+
+
+@contextlib.contextmanager
+def resetting_server(read_first: int = 8) -> Iterator[int]:
+    """A port whose server accepts, reads ``read_first`` bytes (pg8000's SSL request) and resets the
+    connection: what a PostgreSQL that is shutting down does to a client mid-handshake."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopped = threading.Event()
+
+    def serve() -> None:
+        while not stopped.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                with contextlib.suppress(OSError):
+                    connection.recv(read_first)
+                # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stopped.set()
+        listener.close()

@@ -32,7 +32,8 @@ def test_the_localstack_deploy_trusts_make_runs_issuer() -> None:
 
 def test_sam_local_trusts_make_runs_issuer_on_its_default_port() -> None:
     script = (ROOT / "infra/ci/test-sam.sh").read_text()
-    port = re.search(r'^api_port="\$\{SAM_API_PORT:-(\d+)\}"', script, re.MULTILINE)
+    # 3000 unless taken (then a free port, and the script prints the LOCAL_ISSUER_URL to use).
+    port = re.search(r'^api_port="\$\{SAM_API_PORT:-\$\(port_or_free (\d+)\)\}"', script, re.MULTILINE)
     url = re.search(r'^issuer="(http://[^"]+)"', script, re.MULTILINE)
     key_dir = re.search(r'^issuer_dir="\$\{DEVSERVER_DATA_DIR:-\$REPO/([^}]+)\}/issuer"', script, re.MULTILINE)
     assert port and url and key_dir, "test-sam.sh no longer names its issuer as this test expects"

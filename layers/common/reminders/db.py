@@ -233,6 +233,7 @@ def make_engine(
         **kwargs,
     )
     _cache_placeholder_conversion()
+    engine.dialect.connect = _socket_errors_as_dbapi_errors(engine.dialect)  # type: ignore[method-assign]
     event.listen(engine, "connect", _no_delay)
     event.listen(engine, "connect", _mark_used)
     event.listen(engine, "checkin", _mark_used)
@@ -316,6 +317,26 @@ def _closed_by_server(dbapi_connection: Any) -> bool:
     except (OSError, ValueError):  # already closed
         return True
     return bool(readable)
+
+
+def _socket_errors_as_dbapi_errors(dialect: Any) -> Callable[..., Any]:
+    """The dialect's connect, with the socket errors pg8000 lets through as its InterfaceError.
+
+    pg8000 wraps a refused connection, but not a reset or timeout after the TCP handshake (its SSL
+    request is the first thing it sends: a server shutting down resets it). SQLAlchemy wraps only the
+    DB-API's errors, so such an OSError reached callers raw: the API answered 500 instead of 503 and
+    the notifier's ``except DBAPIError`` missed it. As an InterfaceError it is an unavailable database.
+    """
+    connect = dialect.connect
+    interface_error = dialect.loaded_dbapi.InterfaceError
+
+    def connect_or_interface_error(*cargs: Any, **cparams: Any) -> Any:
+        try:
+            return connect(*cargs, **cparams)
+        except OSError as exc:
+            raise interface_error(f"network error while connecting: {type(exc).__name__}: {exc}") from exc
+
+    return connect_or_interface_error
 
 
 def _no_delay(dbapi_connection: Any, _record: Any) -> None:
