@@ -79,10 +79,16 @@ BAD_TOKENS: list[tuple[str, Callable[[LocalIssuer, Path], str | None], str]] = [
 )
 def test_bad_tokens_get_401(contract_api: ContractApi, make_token: Any, reason: str, tmp_path: Path) -> None:
     token = make_token(contract_api.issuer, tmp_path)
-    # A valid body: the status must not depend on what ApiFunction would say of the body.
+    # A valid body and an invalid one: a refused caller gets 401 before any body is read.
     valid = {"title": "x", "starts_at": starts()}
-    for method, path in [("GET", "/events"), ("POST", "/events"), ("GET", "/events/x/notifications")]:
-        response = call(contract_api, method, path, token, json=valid if method == "POST" else None)
+    invalid = {"title": "", "starts_at": 5}
+    for method, path, body in [
+        ("GET", "/events", None),
+        ("POST", "/events", valid),
+        ("POST", "/events", invalid),
+        ("GET", "/events/x/notifications", None),
+    ]:
+        response = call(contract_api, method, path, token, json=body)
         assert response.status_code == 401, (contract_api.runtime, method, path, response.text)
         body = response.json()
         if contract_api.gateway_responses == "templates":
