@@ -120,6 +120,8 @@ class RunSummary:
     retried: int = 0
     expired: int = 0
     cancelled: int = 0
+    # The recipient is suppressed (bounced, complained, unsubscribed): not sent.
+    suppressed: int = 0
     reclaimed: int = 0
     # Reminders planned for the next occurrences of series (the rolling horizon).
     planned: int = 0
@@ -355,6 +357,7 @@ def run_notifier(
                 summary.expired += claim.expired
                 summary.cancelled += claim.cancelled
                 summary.failed += claim.failed
+                summary.suppressed += claim.suppressed
                 batch_started = time.monotonic()
                 recorder = _Recorder(sessions, settings, clock, summary, stop)
                 _deliver(
