@@ -223,10 +223,11 @@ class Runtime:
             aws_process = aws.AwsProcess(args.host, args.aws_port, sorted(senders) or ["reminders@example.com"])
             self._after_workers.insert(0, aws_process.stop)
         issuer_url = f"http://{args.host}:{args.api_port}/_local/issuer"
+        feedback_env = environment.local_feedback_env(args.host, args.api_port, data_dir)
 
         def environments(url: str) -> dict[str, dict[str, str]]:
             base = environment.base_environment(endpoint, url)
-            local = {"DATABASE_URL": url, **issuer.function_env(issuer_url)}
+            local = {"DATABASE_URL": url, **issuer.function_env(issuer_url), **feedback_env}
             return {
                 name: environment.function_environment(spec, base, local, settings)
                 for name, spec in app.functions.items()

@@ -300,6 +300,8 @@ class ClaimedNotification:
     # The start of the occurrence the reminder is for.
     occurrence_at: datetime
     timezone: str
+    # The event's owner (unsubscribe links name owner and recipient).
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +434,7 @@ def claim_due_notifications(
             Event.description,
             cast(Notification.occurrence_at, Text),
             Event.timezone,
+            Event.owner,
         )
         .execution_options(synchronize_session=False)
     )
@@ -453,6 +456,7 @@ def claim_due_notifications(
                     description=row[8],
                     occurrence_at=datetime.fromisoformat(row[9]),
                     timezone=row[10],
+                    owner=row[11],
                 )
             )
         else:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import unquote
 
 from sqlalchemy import and_, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from reminders.errors import NotFound
+from reminders.errors import InvalidInput, NotFound
 from reminders.models import Event, Suppression, SuppressionReason
 
 # Room for an address of 320 characters (RFC 5321's 64 + 1 + 255).
@@ -32,6 +33,21 @@ class SuppressedAddress:
 
 def normalize(email: str) -> str:
     return email.strip().lower()
+
+
+def parse_address(text: str) -> str:
+    """An address from a URL path (percent-encoded or not), lower case; InvalidInput if it is not one."""
+    address = unquote(text) if "@" not in text else text
+    local, at, domain = address.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain.strip(".")
+        or len(address) > MAX_EMAIL_LENGTH
+        or any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in address)
+    ):
+        raise InvalidInput("not an email address", field="email", location="path")
+    return normalize(address)
 
 
 def suppress_everywhere(
