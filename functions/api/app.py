@@ -660,5 +660,6 @@ SNAPSHOT_PRELOAD = (
 )
 snapstart.register(
     before_snapshot=[lambda: snapstart.preload(SNAPSHOT_PRELOAD), dispose_engine],
-    after_restore=[dispose_engine],
+    # Keys fetched before the snapshot (none today) must not outlive a rotation in a restored copy.
+    after_restore=[dispose_engine, unsubscribe.forget_cached_keys],
 )
