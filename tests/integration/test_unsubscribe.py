@@ -165,3 +165,47 @@ def test_a_malformed_address_is_422(engine: Engine, outbox: Outbox, email: str) 
 def test_suppression_routes_need_a_bearer_token(engine: Engine, outbox: Outbox) -> None:
     assert api("GET", "/suppressions", as_user=None).status == 401
     assert api("DELETE", "/suppressions/ana@example.com", as_user=None).status == 401
+
+
+def test_keys_from_secrets_manager_survive_a_rotation(
+    engine: Engine, outbox: Outbox, monkeypatch: pytest.MonkeyPatch, now: datetime
+) -> None:
+    # Given the key in Secrets Manager (as the template creates it), not in the environment
+    import boto3
+
+    from reminders import unsubscribe
+    from reminders.settings import api_settings
+
+    secrets = boto3.client("secretsmanager", endpoint_url=outbox.endpoint, region_name="us-east-1")
+    name = f"unsubscribe-key-{now.timestamp():.0f}-{id(secrets)}"
+    arn = secrets.create_secret(Name=name, SecretString="first-key-" + "a" * 40)["ARN"]
+    monkeypatch.delenv("UNSUBSCRIBE_KEYS")
+    monkeypatch.setenv("UNSUBSCRIBE_KEY_SECRET_ARN", arn)
+    api_settings.cache_clear()
+    unsubscribe.forget_cached_keys()
+
+    # And a reminder the notifier signed with its current version
+    create_event(engine, now, recipients=["ana@example.com"], starts_at=(now + timedelta(minutes=3)).isoformat())
+    before = len(outbox.emails())
+    run(engine, outbox.endpoint, now, public_api_url=BASE, unsubscribe_key_secret_arn=arn)
+    [message] = outbox.emails()[before:]
+    path = aws.mime(message)["List-Unsubscribe"].strip("<>").removeprefix(BASE)
+
+    # When the key is rotated (put-secret-value: the old value becomes AWSPREVIOUS)
+    secrets.put_secret_value(SecretId=arn, SecretString="second-key-" + "b" * 40)
+    unsubscribe.forget_cached_keys()
+    assert unsubscribe.load_keys(keys=None, secret_arn=arn, endpoint_url=outbox.endpoint) == [
+        ("second-key-" + "b" * 40).encode(),
+        ("first-key-" + "a" * 40).encode(),
+    ]
+
+    # Then the link already sent still unsubscribes, and new links are signed with the new key
+    assert api("POST", path, as_user=None, raw_body="List-Unsubscribe=One-Click").status == 200
+    new_token = unsubscribe.make_token(b"second-key-" + b"b" * 40, OWNER, "ben@example.com")
+    assert api("GET", f"/unsubscribe/{new_token}", as_user=None).status == 200
+    # And after a second rotation the first key's links are refused
+    secrets.put_secret_value(SecretId=arn, SecretString="third-key-" + "c" * 40)
+    unsubscribe.forget_cached_keys()
+    assert api("GET", path, as_user=None).status == 404
+    api_settings.cache_clear()
+    unsubscribe.forget_cached_keys()
