@@ -102,9 +102,7 @@ def test_every_reminder_carries_the_one_click_headers_and_a_visible_link() -> No
     owner, recipient = "0f8e-owner-" + "x" * 300, "ana." + "a" * 200 + "@example.com"
     url = links.url(owner, recipient)
     occurrence = Occurrence(uuid.uuid4(), "Team sync", None, datetime(2026, 12, 1, 9, tzinfo=UTC), "UTC")
-    message = links.apply(
-        render_reminder(recipient, occurrence, now=datetime.now(UTC), links=[links.link(owner, recipient)]), url
-    )
+    message = links.apply(render_reminder(recipient, occurrence, now=datetime.now(UTC), links=[links.link(url)]), url)
 
     parsed = email.message_from_bytes(message.raw("reminders@example.com"), policy=email.policy.default)
 

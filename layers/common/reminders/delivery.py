@@ -57,7 +57,7 @@ from reminders.outbox import (
     reclaim_expired_leases,
     record_results,
 )
-from reminders.rendering import Email, Link, render_reminder
+from reminders.rendering import Email, render_reminder
 from reminders.retry import RetryPolicy
 from reminders.send_rate import reserve_send_slots, slow_send_rate
 from reminders.settings import NotifierSettings
@@ -88,9 +88,7 @@ def reminder_email(claimed: ClaimedNotification, now: datetime, unsubscribe: Uns
     if unsubscribe is None:
         return render_reminder(claimed.recipient, occurrence, now=now)
     url = unsubscribe.url(claimed.owner, claimed.recipient)
-    email = render_reminder(
-        claimed.recipient, occurrence, now=now, links=[Link("Unsubscribe from these reminders", url)]
-    )
+    email = render_reminder(claimed.recipient, occurrence, now=now, links=[unsubscribe.link(url)])
     return unsubscribe.apply(email, url)
 
 

@@ -121,8 +121,9 @@ class UnsubscribeLinks:
     def url(self, owner: str, recipient: str) -> str:
         return unsubscribe_url(self.base_url, make_token(self.key, owner, recipient))
 
-    def link(self, owner: str, recipient: str) -> Link:
-        return Link("Unsubscribe from these reminders", self.url(owner, recipient))
+    def link(self, url: str) -> Link:
+        """The visible line under the message, in the text and the HTML body."""
+        return Link("Unsubscribe from these reminders", url)
 
     def headers(self, url: str) -> tuple[tuple[str, str], ...]:
         return (("List-Unsubscribe", f"<{url}>"), ONE_CLICK)
