@@ -9,6 +9,7 @@ Errors become HTTP statuses in the exception handlers below and nowhere else.
 import binascii
 import html
 import json
+import re
 from dataclasses import dataclass
 from email.message import Message
 from functools import lru_cache
@@ -87,6 +88,14 @@ def is_json_media_type(content_type: str) -> bool:
 
 
 class _JsonBodies(OpenAPIRequestValidationMiddleware):
+    def handler(self, app: Any, next_middleware: Any) -> Any:
+        # Who is calling comes first, as on API Gateway, where the authorizer refuses a caller
+        # before the body is read: under SAM local the authorizer lets a refused token through as
+        # "anonymous", and a bad body must not turn its 401 into a 422.
+        if app.context["_route"].security:
+            caller()
+        return super().handler(app, next_middleware)
+
     # Powertools would parse form and multipart bodies too, and match "application/json" case-sensitively.
     def _get_body(self, app: Any) -> Any:
         content_type = app.current_event.headers.get("content-type")
@@ -644,7 +653,19 @@ def swagger_ui() -> Response[str]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if _CONTROL_CHARACTER.search(event.get("path") or ""):
+        # Powertools matches routes with "^...$", and "$" also matches before a final newline:
+        # "/events\n" would list events, "/events/<id>\n" read one. No route has such a path.
+        return {
+            "statusCode": 404,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": json.dumps({"statusCode": 404, "message": "not found"}),
+            "isBase64Encoded": False,
+        }
     return app.resolve(event, context)
+
+
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # SnapStart (template.yaml): the snapshot holds no connection and has loaded what only some requests

@@ -135,6 +135,21 @@ def test_any_query_string_on_the_listing(api: Api, bens_event: dict[str, Any], q
 )
 def test_any_event_id_in_the_path(api: Api, bens_event: dict[str, Any], event_id: str, method: str) -> None:
     body = {"title": "x"} if method == "PATCH" else None
-    assert_answered_4xx_or_2xx(api(method, f"/events/{event_id}", body=body))
-    assert_answered_4xx_or_2xx(api("GET", f"/events/{event_id}/notifications"))
+    # Ana owns no event: whatever the id, no route may answer her with success (a path that only
+    # looks like /events/{id} must not be served by another route, e.g. "/events/\n" by the list).
+    for response in (api(method, f"/events/{event_id}", body=body), api("GET", f"/events/{event_id}/notifications")):
+        assert_answered_4xx_or_2xx(response)
+        assert response.status >= 400, response
     assert_ben_reads_his_own(api, bens_event)
+
+
+@PROPERTY
+@given(
+    suffix=st.text(st.characters(max_codepoint=0x7F, categories=["Cc"]), min_size=1, max_size=3),
+    route=st.sampled_from(["/events", "/events/{id}", "/events/{id}/notifications", "/agenda", "/calendar/feed"]),
+)
+def test_a_route_with_control_characters_after_it_is_not_that_route(
+    api: Api, bens_event: dict[str, Any], suffix: str, route: str
+) -> None:
+    response = api("GET", route.format(id=bens_event["id"]) + suffix, as_user=BEN)
+    assert response.status == 404, response

@@ -74,9 +74,17 @@ def test_the_api_answers_401_to_what_the_authorizer_passes_under_sam(
     refused = authorize("Bearer not.a.jwt")
     handler = load_function("api").lambda_handler
     valid = {"title": "x", "starts_at": "2031-01-01T10:00:00Z", "recipients": ["ana@example.com"]}
-    # A valid body: ApiFunction validates a body before it asks who is calling (see the README).
-    for method, path in [("GET", "/events"), ("POST", "/events"), ("GET", "/events/x/notifications")]:
-        event: dict[str, Any] = rest_event(method, path, as_user=None, body=valid if method == "POST" else None)
+    invalid = {"title": "", "starts_at": 5, "recipients": "nobody"}
+    # Who is calling is asked before the body or the query is validated, as API Gateway does.
+    for method, path, body, query in [
+        ("GET", "/events", None, None),
+        ("GET", "/events", None, {"limit": "-1"}),
+        ("POST", "/events", valid, None),
+        ("POST", "/events", invalid, None),
+        ("PATCH", "/events/x", invalid, None),
+        ("GET", "/events/x/notifications", None, None),
+    ]:
+        event: dict[str, Any] = rest_event(method, path, as_user=None, body=body, query=query)
         # What API Gateway (and SAM) put in the event after an Allow: the context plus the principal.
         event["requestContext"]["authorizer"] = {**refused["context"], "principalId": refused["principalId"]}
         response = ApiResponse(handler(event, FakeLambdaContext()))
