@@ -140,7 +140,10 @@ def test_a_password_rotated_while_warm_is_read_again_from_the_secret(
         connection.execute(text(f"ALTER ROLE {role} PASSWORD '{rotated}'"))
         secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({**fields, "password": rotated}))
         connection.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
+            # With a timeout it waits until the session has ended (without, it only signals it, and
+            # the next request could find the socket still open: the flake seen in a loaded make test).
+            text("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = :r"),
+            {"r": role},
         )
 
     # Then the next requests reconnect with the new password, without a restart
