@@ -143,7 +143,10 @@ def test_a_password_rotated_while_warm_is_read_again_from_the_secret(
         connection.execute(text(f"ALTER ROLE {role} PASSWORD '{rotated}'"))
         secrets.put_secret_value(SecretId=arn, SecretString=json.dumps({**fields, "password": rotated}))
         connection.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
+            # With a timeout it waits until the session has ended (without, it only signals it, and
+            # the next request could find the socket still open: the flake seen in a loaded make test).
+            text("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = :r"),
+            {"r": role},
         )
         # pg_terminate_backend only signals: wait until the session has ended (its farewell sent), or
         # the next request may use the connection first and get the 503 of a session ended mid-request.
