@@ -28,7 +28,14 @@ from reminders import migrate
 from tests.support.lambdas import ROOT, load_function
 
 TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction", "AuthorizerFunction", "DashboardFunction", "FeedbackFunction"}
+FUNCTIONS = {
+    "ApiFunction",
+    "NotifierFunction",
+    "MigrateFunction",
+    "AuthorizerFunction",
+    "DashboardFunction",
+    "FeedbackFunction",
+}
 # The dashboard's static files: DashboardFunction's, without an authorizer (the page sends the token).
 DASHBOARD_ROUTES = {("GET", "/"), ("GET", "/dashboard/{asset}")}
 # Actions that have no resource-level permissions in IAM, so "*" is the narrowest resource.
@@ -211,10 +218,14 @@ def test_every_route_but_the_api_docs_the_calendar_feed_and_unsubscribe_needs_a_
         security = operation.get("security") or []
         # The feed's secret and the unsubscribe token are their own keys: calendar and mail
         # clients send no bearer token; the dashboard's page sends it with its API calls.
-        if path in {"/openapi.json", "/swagger", "/calendar/{feed}", "/unsubscribe/{token}"} or (
-            method,
-            path,
-        ) in DASHBOARD_ROUTES:
+        if (
+            path in {"/openapi.json", "/swagger", "/calendar/{feed}", "/unsubscribe/{token}"}
+            or (
+                method,
+                path,
+            )
+            in DASHBOARD_ROUTES
+        ):
             assert {"NONE": []} in security, (method, path)
         else:
             assert security == [{"TokenAuthorizer": []}], (method, path)
