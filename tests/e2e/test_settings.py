@@ -74,3 +74,13 @@ def test_workers_started_afresh_get_the_same_settings(probe: LocalRuntime, tmp_p
         assert (environment["PROBE_SETTING"], environment["LEASE_SECONDS"]) == ("every function", "90")
     finally:
         assert fresh.stop() == 0
+
+
+def test_the_template_s_generated_secrets_are_keys_of_this_data_folder(probe: LocalRuntime) -> None:
+    # On AWS the feed and unsubscribe keys are generated secrets ({{resolve:secretsmanager:...}});
+    # locally each is made once per data folder, never the template's published text.
+    environment = requests.get(f"{probe.api}/echo/settings", timeout=30).json()["environment"]
+    for variable, folder in [("CALENDAR_FEED_KEY", "calendar-feed"), ("UNSUBSCRIBE_KEYS", "unsubscribe")]:
+        key = environment[variable]
+        assert "resolve:" not in key and len(key) >= 32, variable
+        assert (probe.data_dir / folder / "key").read_text().strip() == key, variable

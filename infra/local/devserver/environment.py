@@ -120,10 +120,12 @@ def describe(settings: dict[str, dict[str, str]]) -> list[str]:
     ]
 
 
-def local_unsubscribe_key(data_dir: Path) -> str:
-    """The key local unsubscribe links are signed with, made once and kept in the data folder (so
-    links in emails of an earlier run keep working), as Secrets Manager keeps it on AWS."""
-    path = data_dir / "unsubscribe" / "key"
+def local_key(data_dir: Path, purpose: str) -> str:
+    """A signing key made once and kept in the data folder (so links and feed URLs handed out in an
+    earlier run keep working), as Secrets Manager keeps the template's generated secrets on AWS.
+    Locally the template's ``{{resolve:secretsmanager:...}}`` would otherwise be the key itself:
+    the same, published text on every machine."""
+    path = data_dir / purpose / "key"
     try:
         key = path.read_text().strip()
         if len(key) >= 32:
@@ -138,6 +140,11 @@ def local_unsubscribe_key(data_dir: Path) -> str:
 
 
 def local_feedback_env(host: str, api_port: int, data_dir: Path) -> dict[str, str]:
-    """What the runtime stands in for around feedback and unsubscribe: the API's URL (for the
-    links) and the local signing key (UNSUBSCRIBE_KEYS wins over the template's secret ARN)."""
-    return {"PUBLIC_API_URL": f"http://{host}:{api_port}", "UNSUBSCRIBE_KEYS": local_unsubscribe_key(data_dir)}
+    """What the runtime stands in for around feedback, unsubscribe and the calendar feed: the API's
+    URL (for the links) and the local keys (UNSUBSCRIBE_KEYS wins over the template's secret ARN;
+    CALENDAR_FEED_KEY replaces the template's dynamic reference)."""
+    return {
+        "PUBLIC_API_URL": f"http://{host}:{api_port}",
+        "UNSUBSCRIBE_KEYS": local_key(data_dir, "unsubscribe"),
+        "CALENDAR_FEED_KEY": local_key(data_dir, "calendar-feed"),
+    }
