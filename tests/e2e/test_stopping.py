@@ -94,9 +94,15 @@ def test_a_server_left_by_a_killed_runtime_is_taken_over_and_stopped_next_time(e
     first = LocalRuntime(TEMPLATE, embedded_data).start()
     left_running = postmaster_pid(embedded_data)
     assert first.process is not None
+    children = [child.pid for child in psutil.Process(first.process.pid).children(recursive=True)]
     first.process.kill()
     first.process.wait()
     assert alive(left_running)
+    # Its own children (the AWS endpoint, the workers) notice and stop: none is left holding a port.
+    deadline = time.monotonic() + 30
+    while [pid for pid in children if alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [psutil.Process(pid).cmdline() for pid in children if alive(pid)] == []
 
     # When the next runtime starts on the same data folder
     second = LocalRuntime(TEMPLATE, embedded_data).start()

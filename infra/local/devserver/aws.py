@@ -17,6 +17,7 @@ import email.policy
 import email.utils
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -291,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, SystemExit) as exc:
         console.error(exc.strerror or str(exc) if isinstance(exc, OSError) else "Address already in use")
         return 1
-    signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start())
+    parent = os.getppid()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime decides when this endpoint stops
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -301,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         console.error(f"verifying the sender identities failed: {type(exc).__name__}: {exc}")
         return 1
     console.line("aws", READY)
-    signal.pause()
+    # Until the runtime says stop, or is gone: one killed outright (SIGKILL) cannot say it, and an
+    # endpoint left behind would hold its port against the next `make run`.
+    while not stopping.wait(1.0) and os.getppid() == parent:
+        pass
+    server.shutdown()
     return 0
 
 
