@@ -39,7 +39,7 @@ def migrated_engine(database_url: str) -> Iterator[Engine]:
 def engine(migrated_engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     """An empty, migrated database; handlers in this process point at it too."""
     with migrated_engine.begin() as connection:
-        connection.execute(text("TRUNCATE notifications, events RESTART IDENTITY CASCADE"))
+        connection.execute(text("TRUNCATE notifications, events, suppressions RESTART IDENTITY CASCADE"))
     monkeypatch.setenv("DATABASE_URL", database_url)
     db.dispose_engine()
     yield migrated_engine

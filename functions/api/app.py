@@ -7,6 +7,7 @@ Errors become HTTP statuses in the exception handlers below and nowhere else.
 # No "from __future__ import annotations": Powertools reads the route signatures at run time.
 
 import binascii
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reminders import calendar_feeds, events, snapstart
+from reminders import calendar_feeds, events, snapstart, suppressions, unsubscribe
 from reminders.clock import utcnow
 from reminders.db import DatabaseConfigError, dispose_engine, is_unavailable, session_scope
 from reminders.errors import Conflict, InvalidInput, NotFound
@@ -42,7 +43,10 @@ from reminders.schemas import (
     NotificationOut,
     OccurrenceOut,
     OccurrencePage,
+    SuppressionList,
+    SuppressionOut,
     Timestamp,
+    UnsubscribeOut,
 )
 from reminders.settings import api_settings
 
@@ -104,7 +108,7 @@ def _errors(*statuses: int) -> dict[int, Any]:
     descriptions = {
         400: "The body is not JSON",
         401: "No valid bearer token",
-        404: "Unknown event",
+        404: "Not found (unknown event, link or address)",
         409: "A request with this Idempotency-Key is still in progress; retry",
         415: "The body is not declared as application/json (or text/plain)",
         422: "Invalid input",
@@ -196,6 +200,17 @@ def _unsupported_media_type(exc: UnsupportedMediaType) -> Response[Any]:
 def _feed_not_configured(exc: calendar_feeds.FeedNotConfigured) -> Response[Any]:
     logger.error("calendar feed key is not configured", extra={"error": str(exc)})
     return _error(503, "service unavailable: calendar feeds are not configured")
+
+
+@app.exception_handler(unsubscribe.InvalidToken)
+def _invalid_token(exc: unsubscribe.InvalidToken) -> Response[Any]:
+    return _error(404, "unknown unsubscribe link")
+
+
+@app.exception_handler(unsubscribe.KeysNotConfigured)
+def _keys_not_configured(exc: unsubscribe.KeysNotConfigured) -> Response[Any]:
+    logger.error("unsubscribe keys are not configured", extra={"error": str(exc)})
+    return _error(503, "service unavailable: unsubscribe links are not configured")
 
 
 @app.exception_handler(DatabaseConfigError)
@@ -462,6 +477,114 @@ def calendar_feed_document(feed: Annotated[str, Path(max_length=64, description=
     )
 
 
+UnsubscribeToken = Annotated[
+    str, Path(max_length=unsubscribe.MAX_TOKEN_LENGTH, description="The token of the email's unsubscribe link")
+]
+HTML_PAGE: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+
+
+def _subscription(token: str) -> unsubscribe.Subscription:
+    return unsubscribe.read_token(api_settings().unsubscribe_key_list(), token)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>"
+        f'<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">{body}</body></html>'
+    )
+
+
+def _wants_html() -> bool:
+    accept = (app.current_event.headers.get("accept") or app.current_event.headers.get("Accept") or "").lower()
+    return "text/html" in accept
+
+
+@app.get(
+    "/unsubscribe/<token>",
+    summary="The unsubscribe page of a reminder's link: a button that POSTs; the GET itself changes nothing",
+    responses={200: {"description": "The confirmation page", "content": HTML_PAGE}, **_errors(404, 422, 503)},
+)
+@tracer.capture_method
+def unsubscribe_page(token: UnsubscribeToken) -> Response[str]:
+    subscription = _subscription(token)
+    recipient = html.escape(subscription.recipient)
+    body = (
+        "<h1>Unsubscribe</h1>"
+        f"<p>Stop the reminders this sender's events send to <strong>{recipient}</strong>?</p>"
+        '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button></form>'
+    )
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=_page("Unsubscribe", body),
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+@app.post(
+    "/unsubscribe/<token>",
+    summary="One-click unsubscribe (RFC 8058): stop every reminder from the link's owner to its recipient",
+    description="Mail clients POST `List-Unsubscribe=One-Click` (any body is accepted); no bearer token.",
+    responses={
+        200: {
+            "description": "Unsubscribed (again, if already)",
+            "content": {"application/json": {"model": UnsubscribeOut}, **HTML_PAGE},
+        },
+        **_errors(404, 422, 503),
+    },
+)
+@tracer.capture_method
+def unsubscribe_one_click(token: UnsubscribeToken) -> Response[Any]:
+    subscription = _subscription(token)
+    with sessions() as session:
+        new = suppressions.unsubscribe(session, subscription.owner, subscription.recipient, utcnow())
+    if new:
+        metrics.add_metric(name="Unsubscribes", unit="Count", value=1)
+    message = f"{subscription.recipient} will get no more reminders from this sender"
+    if _wants_html():
+        page = _page("Unsubscribed", f"<h1>Unsubscribed</h1><p>{html.escape(message)}.</p>")
+        return Response(status_code=200, content_type="text/html; charset=utf-8", body=page)
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=UnsubscribeOut(unsubscribed=True, message=message),
+    )
+
+
+@app.get(
+    "/suppressions",
+    summary="Addresses the caller's reminders will not reach (bounced, complained, unsubscribed)",
+    security=BEARER,
+    responses={**ok(SuppressionList), **_errors(401, 422, 503)},
+)
+@tracer.capture_method
+def list_suppressions() -> SuppressionList:
+    who = caller()
+    with sessions() as session:
+        found = suppressions.list_for_owner(session, who.owner)
+    return SuppressionList(items=[SuppressionOut(email=s.email, reason=s.reason, since=s.since) for s in found])
+
+
+@app.delete(
+    "/suppressions/<email>",
+    summary="Lift the caller's own unsubscribe of an address (bounces and complaints stay)",
+    security=BEARER,
+    responses={204: {"description": "Lifted", "content": {}}, **_errors(401, 404, 422, 503)},
+)
+@tracer.capture_method
+def delete_suppression(
+    email: Annotated[str, Path(max_length=3 * suppressions.MAX_EMAIL_LENGTH, description="The address")],
+) -> Response[None]:
+    who = caller()
+    address = suppressions.parse_address(email)
+    with sessions() as session:
+        suppressions.lift_unsubscribe(session, who.owner, address)
+    return Response(status_code=204, body=None)
+
+
 def _base_path() -> str:
     """The stage prefix when the request's URL has one (API Gateway's own URL, not a custom domain
     or SAM local): the servers entry of the document, as Powertools gives its own Swagger UI."""
@@ -550,5 +673,6 @@ SNAPSHOT_PRELOAD = (
 )
 snapstart.register(
     before_snapshot=[lambda: snapstart.preload(SNAPSHOT_PRELOAD), dispose_engine],
-    after_restore=[dispose_engine],
+    # Keys fetched before the snapshot (none today) must not outlive a rotation in a restored copy.
+    after_restore=[dispose_engine, unsubscribe.forget_cached_keys],
 )

@@ -81,6 +81,7 @@ def _emit_metrics(summary: RunSummary) -> None:
     metrics.add_metric(name="RemindersFailed", unit=MetricUnit.Count, value=summary.failed)
     metrics.add_metric(name="RemindersRetried", unit=MetricUnit.Count, value=summary.retried)
     metrics.add_metric(name="RemindersExpired", unit=MetricUnit.Count, value=summary.expired)
+    metrics.add_metric(name="RemindersSuppressed", unit=MetricUnit.Count, value=summary.suppressed)
     metrics.add_metric(name="LeasesReclaimed", unit=MetricUnit.Count, value=summary.reclaimed)
     # SES calls whose outcome is unknown (timed out after the request went out): possible duplicates.
     metrics.add_metric(name="SendsUnconfirmed", unit=MetricUnit.Count, value=summary.unconfirmed)

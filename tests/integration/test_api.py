@@ -333,7 +333,9 @@ def test_notifications_list_the_planned_deliveries(api: Any) -> None:
         "sent_at",
         "message_id",
         "last_error",
+        "feedback",
     }
+    assert items[0]["feedback"] is None
 
 
 # --- documents and unknown routes ---------------------------------------------------------

@@ -24,6 +24,9 @@ ROUTES = [
     "/agenda",
     "/calendar/feed",
     "/calendar/{feed}",
+    "/unsubscribe/{token}",
+    "/suppressions",
+    "/suppressions/{email}",
     "/openapi.json",
     "/swagger",
 ]

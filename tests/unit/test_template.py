@@ -28,12 +28,14 @@ from reminders import migrate
 from tests.support.lambdas import ROOT, load_function
 
 TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction", "AuthorizerFunction"}
+FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction", "AuthorizerFunction", "FeedbackFunction"}
 # Actions that have no resource-level permissions in IAM, so "*" is the narrowest resource.
 STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
 # ENI management for functions in a VPC (ec2 describe/create/delete network interfaces); nothing else.
 ALLOWED_MANAGED_POLICIES = {"AWSLambdaENIManagementAccess"}
-DATABASE_FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction"}
+DATABASE_FUNCTIONS = {"ApiFunction", "NotifierFunction", "MigrateFunction", "FeedbackFunction"}
+# The unsubscribe links' key: the notifier signs with it, the API verifies.
+UNSUBSCRIBE_KEY_READERS = {"ApiFunctionRole", "NotifierFunctionRole"}
 MANAGED_SECRET = {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
 # A database you bring, reached through your own subnets.
 BRING_YOUR_OWN = {
@@ -195,7 +197,7 @@ def test_the_api_has_exactly_the_handlers_routes_all_on_api_function(cfn: dict[s
         assert _function_of(integration["uri"], cfn) == "ApiFunction", route
 
 
-def test_every_route_but_the_api_docs_and_the_calendar_feed_needs_a_token(cfn: dict[str, Any]) -> None:
+def test_every_route_but_the_api_docs_the_calendar_feed_and_unsubscribe_needs_a_token(cfn: dict[str, Any]) -> None:
     (api,) = _of_type(cfn, "AWS::ApiGateway::RestApi").values()
     schemes = api["Properties"]["Body"]["components"]["securitySchemes"]
     authorizer = schemes["TokenAuthorizer"]
@@ -204,8 +206,9 @@ def test_every_route_but_the_api_docs_and_the_calendar_feed_needs_a_token(cfn: d
     assert _function_of(authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"], cfn) == "AuthorizerFunction"
     for (method, path), operation in _api_routes(cfn).items():
         security = operation.get("security") or []
-        # The feed's secret is its key: calendar clients send no bearer token.
-        if path in {"/openapi.json", "/swagger", "/calendar/{feed}"}:
+        # The feed's secret and the unsubscribe token are their own keys: calendar and mail
+        # clients send no bearer token.
+        if path in {"/openapi.json", "/swagger", "/calendar/{feed}", "/unsubscribe/{token}"}:
             assert {"NONE": []} in security, (method, path)
         else:
             assert security == [{"TokenAuthorizer": []}], (method, path)
@@ -256,7 +259,11 @@ def test_the_notifier_runs_every_minute(cfn: dict[str, Any]) -> None:
 
 
 def test_failed_notifier_runs_go_to_a_queue_the_notifier_may_send_to(cfn: dict[str, Any]) -> None:
-    (config,) = _of_type(cfn, "AWS::Lambda::EventInvokeConfig").values()
+    (config,) = [
+        c
+        for c in _of_type(cfn, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": "NotifierFunction"}
+    ]
     props = config["Properties"]
     assert props["FunctionName"] == {"Ref": "NotifierFunction"}
     queue_arn = {"Fn::GetAtt": ["NotifierFailureQueue", "Arn"]}
@@ -323,12 +330,66 @@ def test_only_the_notifier_sends_email_and_only_from_the_sender(cfn: dict[str, A
         assert resources
         for resource in resources:
             text = resource["Fn::Sub"] if isinstance(resource["Fn::Sub"], str) else resource["Fn::Sub"][0]
-            assert ":ses:${AWS::Region}:${AWS::AccountId}:identity/" in text
+            # The sender's identity, or the one configuration set every send names.
+            assert ":ses:${AWS::Region}:${AWS::AccountId}:identity/" in text or text.endswith(
+                ":configuration-set/${FeedbackConfigurationSet}"
+            ), text
 
 
-def test_the_database_secret_is_the_only_secret_read(
+def test_every_send_names_the_configuration_set_that_publishes_feedback_to_feedback_function(
+    cfn: dict[str, Any],
+) -> None:
+    resources = cfn["Resources"]
+    notifier_env = resources["NotifierFunction"]["Properties"]["Environment"]["Variables"]
+    assert notifier_env["SES_CONFIGURATION_SET"] == {"Ref": "FeedbackConfigurationSet"}
+    (destination,) = _of_type(cfn, "AWS::SES::ConfigurationSetEventDestination").values()
+    props = destination["Properties"]
+    assert props["ConfigurationSetName"] == {"Ref": "FeedbackConfigurationSet"}
+    assert props["EventDestination"]["Enabled"] is True
+    assert sorted(props["EventDestination"]["MatchingEventTypes"]) == ["bounce", "complaint", "delivery", "reject"]
+    assert props["EventDestination"]["SnsDestination"] == {"TopicARN": {"Ref": "FeedbackTopic"}}
+    # FeedbackFunction is the topic's one subscriber, and SNS may invoke it
+    subscriptions = [s["Properties"] for s in _of_type(cfn, "AWS::SNS::Subscription").values()]
+    assert [
+        (s["TopicArn"], s["Protocol"], s["Endpoint"])
+        for s in subscriptions
+        if s["TopicArn"] == {"Ref": "FeedbackTopic"}
+    ] == [({"Ref": "FeedbackTopic"}, "lambda", {"Fn::GetAtt": ["FeedbackFunction", "Arn"]})]
+    permissions = [
+        p["Properties"]
+        for p in _of_type(cfn, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "sns.amazonaws.com"
+    ]
+    assert [(p["FunctionName"], p["SourceArn"]) for p in permissions] == [
+        ({"Ref": "FeedbackFunction"}, {"Ref": "FeedbackTopic"})
+    ]
+    # Only SES may publish to the topic, and only for this stack's configuration set
+    (policy,) = _of_type(cfn, "AWS::SNS::TopicPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"} and statement["Action"] == "sns:Publish"
+    assert statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"].endswith(
+        ":configuration-set/${FeedbackConfigurationSet}"
+    )
+
+
+def test_feedback_function_may_only_log_trace_read_the_database_secret_and_keep_failures(cfn: dict[str, Any]) -> None:
+    actions = sorted(a for role, s in _statements(cfn) if role == "FeedbackFunctionRole" for a in _as_list(s["Action"]))
+    assert actions == sorted(
+        [
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "secretsmanager:GetSecretValue",
+            "sqs:SendMessage",
+        ]
+    )
+
+
+def test_the_database_secret_and_the_unsubscribe_key_are_the_only_secrets_read(
     own_database: dict[str, Any], your_database: dict[str, Any]
 ) -> None:
+    unsubscribe_key = {"Ref": "UnsubscribeKey"}
     for deployed, secret, readers in (
         (own_database, MANAGED_SECRET, {f"{name}Role" for name in DATABASE_FUNCTIONS} | {"DatabaseProxyRole"}),
         (your_database, {"Ref": "DatabaseSecretArn"}, {f"{name}Role" for name in DATABASE_FUNCTIONS}),
@@ -338,10 +399,11 @@ def test_the_database_secret_is_the_only_secret_read(
             for role, s in _statements(deployed)
             if any(a.startswith(("secretsmanager:", "kms:")) for a in _as_list(s["Action"]))
         ]
-        assert {role for role, _ in statements} == readers
+        assert {role for role, s in statements if s["Resource"] == secret} == readers
+        assert {role for role, s in statements if s["Resource"] == unsubscribe_key} == UNSUBSCRIBE_KEY_READERS
         for _, statement in statements:
             assert statement["Action"] == "secretsmanager:GetSecretValue"
-            assert statement["Resource"] == secret
+            assert statement["Resource"] in (secret, unsubscribe_key)
 
 
 # ---- Observability --------------------------------------------------------------------------
@@ -364,7 +426,7 @@ def test_every_function_is_traced_and_alarmed_on_errors_and_throttles(cfn: dict[
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
         for metric in ("Errors", "Throttles"):
             assert any(
-                a["Namespace"] == "AWS/Lambda"
+                a.get("Namespace") == "AWS/Lambda"
                 and a["MetricName"] == metric
                 and a["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": name}}]
                 for a in alarms
@@ -391,7 +453,7 @@ NOT_YET_EMITTED: set[str] = set()
 
 def test_custom_alarms_watch_metrics_the_notifier_emits(cfn: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in _of_type(cfn, "AWS::CloudWatch::Alarm").values()]
-    custom = [a for a in alarms if a["Namespace"] == "EventReminders"]
+    custom = [a for a in alarms if a.get("Namespace") == "EventReminders"]
     assert sorted(a["MetricName"] for a in custom) == [
         "DeliveryLag",
         "NotifierDatabaseUnavailable",
@@ -403,6 +465,21 @@ def test_custom_alarms_watch_metrics_the_notifier_emits(cfn: dict[str, Any]) -> 
         # Powertools Metrics adds the service (POWERTOOLS_SERVICE_NAME) as the default dimension.
         assert alarm["Dimensions"] == [{"Name": "service", "Value": "notifier"}]
         assert alarm["MetricName"] in emitted | NOT_YET_EMITTED
+
+
+def test_bounce_and_complaint_rates_alarm_at_half_the_ses_review_thresholds(cfn: dict[str, Any]) -> None:
+    alarms = {name: a["Properties"] for name, a in _of_type(cfn, "AWS::CloudWatch::Alarm").items()}
+    emitted = _metrics_emitted_by(ROOT / "functions" / "feedback" / "app.py")
+    for name, threshold in (("BounceRateAlarm", 2.5), ("ComplaintRateAlarm", 0.05)):
+        alarm = alarms[name]
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (threshold, "GreaterThanOrEqualToThreshold")
+        stats = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+        assert stats and all(m["Namespace"] == "EventReminders" for m in stats)
+        assert all(m["Dimensions"] == [{"Name": "service", "Value": "feedback"}] for m in stats)
+        assert {m["MetricName"] for m in stats} <= emitted
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert alarms["SesReputationBounceRateAlarm"]["Threshold"] == 0.025
+    assert alarms["SesReputationComplaintRateAlarm"]["Threshold"] == 0.0005
 
 
 def test_metrics_alarmed_ahead_of_their_emitter_are_not_emitted_yet() -> None:

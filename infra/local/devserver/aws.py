@@ -28,6 +28,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs
 
 from devserver import console
+from devserver.ses_feedback import Destination, FeedbackPublisher
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -120,9 +121,15 @@ def _v2_message(body: dict[str, Any], message_id: str) -> dict[str, Any]:
 class LocalStackRoutes:
     """WSGI middleware: `/_aws/ses`, `/_localstack/health`, and SES send capture around moto."""
 
-    def __init__(self, moto_app: Callable[[Environ, StartResponse], Iterable[bytes]], mailbox: SesMailbox) -> None:
+    def __init__(
+        self,
+        moto_app: Callable[[Environ, StartResponse], Iterable[bytes]],
+        mailbox: SesMailbox,
+        feedback: FeedbackPublisher | None = None,
+    ) -> None:
         self.moto_app = moto_app
         self.mailbox = mailbox
+        self.feedback = feedback
 
     def _json(self, start_response: StartResponse, status: str, payload: Any) -> list[bytes]:
         data = json.dumps(payload).encode()
@@ -167,15 +174,19 @@ class LocalStackRoutes:
             if form.get("Action", [""])[0] in ("SendEmail", "SendRawEmail"):
                 found = re.search(rb"<MessageId>([^<]+)</MessageId>", response)
                 if found:
-                    self.mailbox.record(_v1_message(form, found.group(1).decode()))
+                    message = _v1_message(form, found.group(1).decode())
+                    self.mailbox.record(message)
+                    if self.feedback is not None:
+                        # The mailbox simulator's bounces, complaints and deliveries, as SES publishes them.
+                        self.feedback.sent(message, form.get("ConfigurationSetName", [None])[0], _subject(message))
         except (ValueError, UnicodeDecodeError, AttributeError):
             pass  # not an SES send we can read; moto has answered the client already
 
 
-def moto_wsgi_app(mailbox: SesMailbox) -> LocalStackRoutes:
+def moto_wsgi_app(mailbox: SesMailbox, feedback: FeedbackPublisher | None = None) -> LocalStackRoutes:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return LocalStackRoutes(DomainDispatcherApplication(create_backend_app), mailbox)
+    return LocalStackRoutes(DomainDispatcherApplication(create_backend_app), mailbox, feedback)
 
 
 def verify_sender(endpoint: str, sender: str) -> None:
@@ -197,8 +208,17 @@ READY = "aws endpoint ready"
 class AwsProcess:
     """The runtime's handle on ``python -m devserver.aws``: its console lines pass through as they are."""
 
-    def __init__(self, host: str, port: int, senders: list[str]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        senders: list[str],
+        feedback: list[Destination] | None = None,
+        lambda_endpoint: str | None = None,
+    ) -> None:
         command = [sys.executable, "-m", "devserver.aws", "--host", host, "--port", str(port)]
+        if feedback and lambda_endpoint:
+            command += ["--feedback", json.dumps([d.as_json() for d in feedback]), "--lambda-endpoint", lambda_endpoint]
         self.endpoint = f"http://{host}:{port}"
         self._ready = threading.Event()
         self.error: str | None = None
@@ -245,7 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--sender", action="append", default=[], help="an SES identity to verify at start")
+    parser.add_argument("--feedback", help="JSON list of SES event destinations (configuration set -> functions)")
+    parser.add_argument("--lambda-endpoint", help="the Lambda Invoke API that feedback events are delivered to")
+    parser.add_argument("--feedback-delay", type=float, default=1.5, help="seconds between a send and its feedback")
     args = parser.parse_args(argv)
+    publisher = None
+    if args.feedback and args.lambda_endpoint:
+        destinations = [Destination.from_json(d) for d in json.loads(args.feedback)]
+        publisher = FeedbackPublisher(destinations, args.lambda_endpoint, args.feedback_delay)
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
@@ -255,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         server = make_server(
-            args.host, args.port, moto_wsgi_app(SesMailbox()), threaded=True, request_handler=QuietMotoHandler
+            args.host,
+            args.port,
+            moto_wsgi_app(SesMailbox(), publisher),
+            threaded=True,
+            request_handler=QuietMotoHandler,
         )
     except (OSError, SystemExit) as exc:
         console.error(exc.strerror or str(exc) if isinstance(exc, OSError) else "Address already in use")

@@ -220,13 +220,20 @@ class Runtime:
         aws_process = None
         if not external_aws:
             senders = environment.senders(app.functions, settings) | set(overrides.values())
-            aws_process = aws.AwsProcess(args.host, args.aws_port, sorted(senders) or ["reminders@example.com"])
+            aws_process = aws.AwsProcess(
+                args.host,
+                args.aws_port,
+                sorted(senders) or ["reminders@example.com"],
+                feedback=app.feedback,
+                lambda_endpoint=f"http://{args.host}:{args.lambda_port}",
+            )
             self._after_workers.insert(0, aws_process.stop)
         issuer_url = f"http://{args.host}:{args.api_port}/_local/issuer"
+        feedback_env = environment.local_feedback_env(args.host, args.api_port, data_dir)
 
         def environments(url: str) -> dict[str, dict[str, str]]:
             base = environment.base_environment(endpoint, url)
-            local = {"DATABASE_URL": url, **issuer.function_env(issuer_url)}
+            local = {"DATABASE_URL": url, **issuer.function_env(issuer_url), **feedback_env}
             return {
                 name: environment.function_environment(spec, base, local, settings)
                 for name, spec in app.functions.items()
@@ -395,6 +402,13 @@ def _describe(app: App) -> None:
         console.line("route", f"{route.method:<6} {route.resource} -> {route.function}{auth}")
     for schedule in app.schedules:
         console.line("schedule", f"{schedule.rule_id}: {schedule.expression} -> {schedule.function}")
+    for destination in app.feedback:
+        console.line(
+            "feedback",
+            f"SES {destination.configuration_set} ({', '.join(destination.event_types)}) -> SNS {destination.topic} "
+            f"-> {', '.join(destination.functions)} (simulator addresses: success@, bounce@, complaint@"
+            f"simulator.amazonses.com)",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -117,3 +118,26 @@ def describe(settings: dict[str, dict[str, str]]) -> list[str]:
         for function, values in sorted(settings.items())
         if values
     ]
+
+
+def local_unsubscribe_key(data_dir: Path) -> str:
+    """The key local unsubscribe links are signed with, made once and kept in the data folder (so
+    links in emails of an earlier run keep working), as Secrets Manager keeps it on AWS."""
+    path = data_dir / "unsubscribe" / "key"
+    try:
+        key = path.read_text().strip()
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    key = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def local_feedback_env(host: str, api_port: int, data_dir: Path) -> dict[str, str]:
+    """What the runtime stands in for around feedback and unsubscribe: the API's URL (for the
+    links) and the local signing key (UNSUBSCRIBE_KEYS wins over the template's secret ARN)."""
+    return {"PUBLIC_API_URL": f"http://{host}:{api_port}", "UNSUBSCRIBE_KEYS": local_unsubscribe_key(data_dir)}

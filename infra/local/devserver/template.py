@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devserver.ses_feedback import Destination
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 API_ID = "local000000"
@@ -76,6 +78,8 @@ class App:
     binary_media_types: list[str] = field(default_factory=list)
     # API Gateway's own responses (UNAUTHORIZED, MISSING_AUTHENTICATION_TOKEN, ...): status, JSON body.
     gateway_responses: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # SES configuration sets' event destinations (SNS topics) and the functions subscribed to them.
+    feedback: list[Destination] = field(default_factory=list)
 
 
 _NO_VALUE = object()
@@ -259,7 +263,39 @@ def _load(template_path: Path, overrides: dict[str, str]) -> App:
                             payload=json.loads(payload) if payload else None,
                         )
                     )
+    app.feedback = _feedback_destinations(resources, intrinsics, set(app.functions))
     return app
+
+
+def _feedback_destinations(
+    resources: dict[str, Any], intrinsics: _Intrinsics, functions: set[str]
+) -> list[Destination]:
+    """SES event destinations to SNS topics, with the functions the topics invoke (SNS -> Lambda
+    subscriptions): what the local SES needs to deliver its simulator's feedback as AWS would."""
+    subscribers: dict[str, list[str]] = {}
+    for res in resources.values():
+        if res["Type"] == "AWS::SNS::Subscription" and res["Properties"].get("Protocol") == "lambda":
+            topic = str(intrinsics.resolve(res["Properties"].get("TopicArn")))
+            function = str(intrinsics.resolve(res["Properties"].get("Endpoint"))).removesuffix(".Arn")
+            if function in functions:
+                subscribers.setdefault(topic, []).append(function)
+    destinations = []
+    for res in resources.values():
+        if res["Type"] != "AWS::SES::ConfigurationSetEventDestination":
+            continue
+        props = intrinsics.resolve(res["Properties"])
+        target = props.get("EventDestination") or {}
+        topic = str((target.get("SnsDestination") or {}).get("TopicARN", ""))
+        if target.get("Enabled", False) in (True, "true") and topic in subscribers:
+            destinations.append(
+                Destination(
+                    configuration_set=str(props.get("ConfigurationSetName")),
+                    topic=topic,
+                    event_types=tuple(str(t).lower() for t in target.get("MatchingEventTypes") or []),
+                    functions=tuple(subscribers[topic]),
+                )
+            )
+    return destinations
 
 
 def _read_openapi(app: App, body: dict[str, Any], aliases: dict[str, str]) -> None:

@@ -48,6 +48,7 @@ from reminders.clock import Clock, utcnow
 from reminders.db import is_unavailable
 from reminders.mailer import ErrorKind, Mailer, SendError
 from reminders.models import NotificationStatus
+from reminders.observability import logger
 from reminders.outbox import (
     ClaimedNotification,
     DeliveryResult,
@@ -56,10 +57,11 @@ from reminders.outbox import (
     reclaim_expired_leases,
     record_results,
 )
-from reminders.rendering import Email, render_reminder
+from reminders.rendering import Email, Link, render_reminder
 from reminders.retry import RetryPolicy
 from reminders.send_rate import reserve_send_slots, slow_send_rate
 from reminders.settings import NotifierSettings
+from reminders.unsubscribe import KeysNotConfigured, UnsubscribeLinks
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 # Tries to store a batch of results over a flaky connection before the run gives up.
@@ -77,12 +79,35 @@ class NotifierMisconfigured(ValueError):
     """A setting no run can work with: one readable line for the log and the summary."""
 
 
-def reminder_email(claimed: ClaimedNotification, now: datetime) -> Email:
-    """The email of one claimed reminder: its occurrence, with that occurrence as an .ics."""
+def reminder_email(claimed: ClaimedNotification, now: datetime, unsubscribe: UnsubscribeLinks | None = None) -> Email:
+    """The email of one claimed reminder: its occurrence, with that occurrence as an .ics, and
+    (with ``unsubscribe``) the RFC 8058 headers and a visible link to stop the owner's reminders."""
     occurrence = Occurrence(
         claimed.event_id, claimed.title, claimed.description, claimed.occurrence_at, claimed.timezone
     )
-    return render_reminder(claimed.recipient, occurrence, now=now)
+    if unsubscribe is None:
+        return render_reminder(claimed.recipient, occurrence, now=now)
+    url = unsubscribe.url(claimed.owner, claimed.recipient)
+    email = render_reminder(
+        claimed.recipient, occurrence, now=now, links=[Link("Unsubscribe from these reminders", url)]
+    )
+    return unsubscribe.apply(email, url)
+
+
+def unsubscribe_links(settings: NotifierSettings) -> UnsubscribeLinks | None:
+    """How this run signs unsubscribe links; None (reminders go without) when no key or API URL is
+    configured, which only tests and benches do: the template and `make run` configure both."""
+    if not settings.public_api_url:
+        logger.warning("PUBLIC_API_URL is not set: reminders go out without unsubscribe links")
+        return None
+    try:
+        keys = settings.unsubscribe_key_list()
+    except KeysNotConfigured as exc:
+        if settings.unsubscribe_keys or settings.unsubscribe_key_secret_arn:
+            raise NotifierMisconfigured(str(exc)) from None
+        logger.warning("no unsubscribe key: reminders go out without unsubscribe links")
+        return None
+    return UnsubscribeLinks(settings.public_api_url, keys[0])
 
 
 def check_lease(settings: NotifierSettings, seconds_left: float) -> None:
@@ -120,6 +145,8 @@ class RunSummary:
     retried: int = 0
     expired: int = 0
     cancelled: int = 0
+    # The recipient is suppressed (bounced, complained, unsubscribed): not sent.
+    suppressed: int = 0
     reclaimed: int = 0
     # Reminders planned for the next occurrences of series (the rolling horizon).
     planned: int = 0
@@ -320,6 +347,7 @@ def run_notifier(
     """
     started = time.monotonic()
     check_lease(settings, time_left())
+    links = unsubscribe_links(settings)
     summary = RunSummary()
     policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
     stop = _Stop()
@@ -355,10 +383,12 @@ def run_notifier(
                 summary.expired += claim.expired
                 summary.cancelled += claim.cancelled
                 summary.failed += claim.failed
+                summary.suppressed += claim.suppressed
                 batch_started = time.monotonic()
                 recorder = _Recorder(sessions, settings, clock, summary, stop)
                 _deliver(
                     claim.to_send,
+                    links,
                     pool,
                     pacer,
                     recorder,
@@ -395,6 +425,7 @@ def _batch_limit(settings: NotifierSettings, seconds_left: float, rate: float) -
 
 def _deliver(
     batch: list[ClaimedNotification],
+    links: UnsubscribeLinks | None,
     pool: ThreadPoolExecutor,
     pacer: SharedSendRate,
     recorder: _Recorder,
@@ -422,7 +453,7 @@ def _deliver(
         if stop.is_set or out_of_time():
             return None, None, clock()
         try:
-            message_id = mailer.send(reminder_email(claimed, clock()))
+            message_id = mailer.send(reminder_email(claimed, clock(), links))
         except SendError as exc:
             if exc.kind is ErrorKind.THROTTLED:
                 pacer.slow_down()

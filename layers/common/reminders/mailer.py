@@ -90,17 +90,21 @@ def classify(exc: Exception) -> SendError:
 class SesMailer:
     """Sends through an SES v1 client; thread-safe (boto3 clients are)."""
 
-    def __init__(self, sender: str, client: SESClient | Any) -> None:
+    def __init__(self, sender: str, client: SESClient | Any, configuration_set: str | None = None) -> None:
         self.sender = sender
         self.client = client
+        self.configuration_set = configuration_set
 
     def send(self, email: Email) -> str:
+        # The configuration set publishes the email's bounces, complaints and deliveries (FeedbackFunction).
+        extra: dict[str, Any] = {"ConfigurationSetName": self.configuration_set} if self.configuration_set else {}
         try:
             # Raw MIME (SendRawEmail, in LocalStack's free edition too): bodies, the .ics, any header.
             response = self.client.send_raw_email(
                 Source=self.sender,
                 Destinations=[email.to],
-                RawMessage={"Data": email.mime(self.sender).as_bytes()},
+                RawMessage={"Data": email.raw(self.sender)},
+                **extra,
             )
         except Exception as exc:
             raise classify(exc) from exc
@@ -154,4 +158,4 @@ def _new_client(settings: NotifierSettings) -> SESClient:
 
 
 def ses_mailer(settings: NotifierSettings) -> SesMailer:
-    return SesMailer(settings.sender_email, ses_client(settings))
+    return SesMailer(settings.sender_email, ses_client(settings), settings.ses_configuration_set)

@@ -46,6 +46,30 @@ class NotificationStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    # The recipient is on the suppression list (bounced, complained, or unsubscribed from the owner).
+    SUPPRESSED = "suppressed"
+
+
+class Feedback(enum.StrEnum):
+    """What SES reported about a sent reminder. Later reports never downgrade an earlier one:
+    a complaint outranks a bounce, which outranks a delivery (so order of arrival does not matter)."""
+
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    @property
+    def rank(self) -> int:
+        return FEEDBACK_RANK[self]
+
+
+FEEDBACK_RANK = {Feedback.DELIVERED: 1, Feedback.BOUNCED: 2, Feedback.COMPLAINED: 3}
+
+
+class SuppressionReason(enum.StrEnum):
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
 
 
 class Event(Base):
@@ -110,16 +134,24 @@ class Notification(Base):
     # Attempts whose outcome nobody saw (a run died or lost its lease mid-send, or SES timed out after
     # the request went out): each may have emailed the recipient. Never reset, so a duplicate stays visible.
     unconfirmed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # SES's word on the sent email (found by message_id): delivered, bounced or complained.
+    feedback: Mapped[str | None] = mapped_column(String(16))
+    feedback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
     __table_args__ = (
         UniqueConstraint("event_id", "occurrence_at", "recipient", "minutes_before"),
-        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'expired')", name="status"),
+        CheckConstraint(
+            "status IN ('pending', 'sending', 'sent', 'failed', 'cancelled', 'expired', 'suppressed')", name="status"
+        ),
+        CheckConstraint("feedback IN ('delivered', 'bounced', 'complained')", name="feedback"),
         # The due query reads only this index: O(log n + k) however many rows are sent or cancelled.
         Index("ix_notifications_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
         # Reclaiming rows whose lease ran out (a run died mid-batch).
         Index("ix_notifications_lease", "lease_until", postgresql_where=text("status = 'sending'")),
+        # Feedback events find their notification by SES message id.
+        Index("ix_notifications_message_id", "message_id", postgresql_where=text("message_id IS NOT NULL")),
     )
 
 
@@ -171,3 +203,28 @@ class SendRate(Base):
     # The rate SES last throttled us down to, and when; it recovers toward MAX_SEND_RATE.
     throttled_rate: Mapped[float | None] = mapped_column(Float)
     throttled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Suppression(Base):
+    """An address reminders must not reach: for everyone (``owner`` NULL: a permanent bounce or a
+    complaint) or for one owner's reminders (an unsubscribe). ``email`` is lower case; recipients
+    are matched on ``lower(recipient)`` and stay as the owner wrote them."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    owner: Mapped[str | None] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(16), nullable=False)
+    # What caused it (the bounce type, the SES feedback id), for whoever looks into it.
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("reason IN ('bounce', 'complaint', 'unsubscribe')", name="reason"),
+        CheckConstraint("email = lower(email)", name="email_lower"),
+        # One global row per address, one row per (address, owner): repeated feedback is a no-op.
+        Index("ix_suppressions_global_email", "email", unique=True, postgresql_where=text("owner IS NULL")),
+        Index("ix_suppressions_email_owner", "email", "owner", unique=True, postgresql_where=text("owner IS NOT NULL")),
+        Index("ix_suppressions_owner", "owner", postgresql_where=text("owner IS NOT NULL")),
+    )

@@ -50,7 +50,7 @@ from sqlalchemy.types import TypeEngine
 
 from reminders import planning
 from reminders.calendar import series_of
-from reminders.models import Event, Notification, NotificationStatus
+from reminders.models import Event, Notification, NotificationStatus, Suppression
 from reminders.planning import Delivery
 
 # Rows that a change of the event may re-plan: nothing has gone out for them (or, while sending, nothing yet).
@@ -300,6 +300,8 @@ class ClaimedNotification:
     # The start of the occurrence the reminder is for.
     occurrence_at: datetime
     timezone: str
+    # The event's owner (unsubscribe links name owner and recipient).
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,10 +311,12 @@ class Claim:
     cancelled: int = 0
     # Out of attempts when claimed: earlier runs kept dying before recording a result.
     failed: int = 0
+    # The recipient is on the suppression list: never sent.
+    suppressed: int = 0
 
     @property
     def rows(self) -> int:
-        return len(self.to_send) + self.expired + self.cancelled + self.failed
+        return len(self.to_send) + self.expired + self.cancelled + self.failed + self.suppressed
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +381,8 @@ def claim_due_notifications(
     Rows locked by another run are skipped, never waited for. Rows of occurrences that started more
     than ``start_grace_seconds`` ago become ``expired``; rows of deleted events, and of recipients
     or reminders the event no longer has (removed while the row was being sent), ``cancelled``;
-    neither is sent.
+    neither is sent. Rows whose recipient is suppressed (for everyone, or for the event's owner)
+    become ``suppressed`` and are not sent either.
     """
     due = (
         select(Notification.id)
@@ -392,6 +397,7 @@ def claim_due_notifications(
     )
     new_status = case(
         (or_(Event.deleted_at.is_not(None), not_(still_wanted)), NotificationStatus.CANCELLED.value),
+        (is_suppressed(Notification.recipient, Event.owner), NotificationStatus.SUPPRESSED.value),
         (Notification.occurrence_at < now - timedelta(seconds=start_grace_seconds), NotificationStatus.EXPIRED.value),
         (Notification.attempts >= max_attempts, NotificationStatus.FAILED.value),
         else_=NotificationStatus.SENDING.value,
@@ -428,12 +434,14 @@ def claim_due_notifications(
             Event.description,
             cast(Notification.occurrence_at, Text),
             Event.timezone,
+            Event.owner,
         )
         .execution_options(synchronize_session=False)
     )
     to_send: list[ClaimedNotification] = []
     counts = {NotificationStatus.EXPIRED.value: 0, NotificationStatus.CANCELLED.value: 0}
     counts[NotificationStatus.FAILED.value] = 0
+    counts[NotificationStatus.SUPPRESSED.value] = 0
     for row in session.execute(stmt):
         if row.status == NotificationStatus.SENDING.value:
             to_send.append(
@@ -448,6 +456,7 @@ def claim_due_notifications(
                     description=row[8],
                     occurrence_at=datetime.fromisoformat(row[9]),
                     timezone=row[10],
+                    owner=row[11],
                 )
             )
         else:
@@ -457,6 +466,17 @@ def claim_due_notifications(
         expired=counts[NotificationStatus.EXPIRED.value],
         cancelled=counts[NotificationStatus.CANCELLED.value],
         failed=counts[NotificationStatus.FAILED.value],
+        suppressed=counts[NotificationStatus.SUPPRESSED.value],
+    )
+
+
+def is_suppressed(recipient: Any, owner: Any) -> ColumnElement[bool]:
+    """Whether the suppression list keeps reminders from ``owner`` away from ``recipient``: two
+    probes of the suppressions' unique indexes (global, then per owner)."""
+    email = func.lower(recipient)
+    return or_(
+        exists().where(Suppression.email == email, Suppression.owner.is_(None)),
+        exists().where(Suppression.email == email, Suppression.owner == owner, Suppression.owner.is_not(None)),
     )
 
 

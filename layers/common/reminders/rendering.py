@@ -20,6 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from reminders.calendar import Occurrence, occurrence_ics
 
 SUBJECT_MAX = 200
+# On the wire, headers fold at RFC 5322's 998 characters, not 78: a List-Unsubscribe URL has no
+# space to fold at, and at 78 the email package would turn it into encoded words no client reads.
+# Bodies are encoded when set (at 78), so only headers see this.
+WIRE_POLICY = SMTP.clone(max_line_length=998)
 ICS_FILENAME = "event.ics"
 
 
@@ -55,6 +59,10 @@ class Email:
             if any(c in name + value for c in "\r\n"):
                 raise ValueError(f"header {name!r} holds a line break")
         return replace(self, headers=self.headers + tuple(headers))
+
+    def raw(self, sender: str) -> bytes:
+        """The message as SES's SendRawEmail takes it."""
+        return self.mime(sender).as_bytes(policy=WIRE_POLICY)
 
     def mime(self, sender: str) -> EmailMessage:
         """The whole message (From, To, Subject, any extra headers, bodies, attachments)."""

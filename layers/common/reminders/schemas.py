@@ -10,7 +10,7 @@ import re
 import unicodedata
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -255,6 +255,8 @@ class NotificationOut(BaseModel):
     sent_at: datetime | None
     message_id: str | None
     last_error: str | None
+    # What SES reported after sending: null, "delivered", "bounced" or "complained".
+    feedback: Literal["delivered", "bounced", "complained"] | None = None
 
     @field_serializer("occurrence_at", "due_at", "sent_at")
     def _utc(self, value: datetime | None) -> str | None:
@@ -265,6 +267,29 @@ class NotificationOut(BaseModel):
 
 class NotificationList(BaseModel):
     items: list[NotificationOut]
+
+
+class SuppressionOut(BaseModel):
+    """An address the caller's reminders will not reach, and why."""
+
+    email: str
+    reason: Literal["bounce", "complaint", "unsubscribe"]
+    since: datetime
+
+    @field_serializer("since")
+    def _utc(self, value: datetime) -> str:
+        return _utc_text(value)
+
+
+class SuppressionList(BaseModel):
+    items: list[SuppressionOut]
+
+
+class UnsubscribeOut(BaseModel):
+    """The answer to a one-click unsubscribe."""
+
+    unsubscribed: bool
+    message: str
 
 
 def _utc_text(value: datetime) -> str:

@@ -47,7 +47,28 @@ class DatabaseSettings(BaseSettings):
         return self
 
 
-class ApiSettings(DatabaseSettings):
+class UnsubscribeSettings(BaseSettings):
+    """Where the unsubscribe keys are (reminders/unsubscribe.py): listed (local, tests), or a secret (AWS)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Newest first, comma-separated, each at least 32 bytes: the first signs, all verify.
+    unsubscribe_keys: SecretStr | None = None
+    # On AWS: a Secrets Manager secret; AWSCURRENT signs, AWSPREVIOUS still verifies (rotation).
+    unsubscribe_key_secret_arn: str | None = None
+    aws_endpoint_url: str | None = None
+
+    def unsubscribe_key_list(self) -> list[bytes]:
+        from reminders.unsubscribe import load_keys
+
+        return load_keys(
+            keys=self.unsubscribe_keys.get_secret_value() if self.unsubscribe_keys else None,
+            secret_arn=self.unsubscribe_key_secret_arn,
+            endpoint_url=self.aws_endpoint_url,
+        )
+
+
+class ApiSettings(DatabaseSettings, UnsubscribeSettings):
     """Settings of ApiFunction.
 
     API Gateway gives up on an integration after 29 s (the caller then gets its 504, not our 503), so
@@ -65,8 +86,13 @@ class ApiSettings(DatabaseSettings):
     calendar_feed_key: SecretStr | None = None
 
 
-class NotifierSettings(DatabaseSettings):
+class NotifierSettings(DatabaseSettings, UnsubscribeSettings):
     """Settings of NotifierFunction: who sends, how fast, how hard it retries."""
+
+    # The API's public base URL (with its stage), for the unsubscribe links in every reminder.
+    public_api_url: str | None = None
+    # The SES configuration set every send names: it publishes bounces, complaints and deliveries.
+    ses_configuration_set: str | None = None
 
     # Series whose reminders a run plans further ahead (each about once a day): the horizon step's batch.
     horizon_batch_size: int = Field(default=500, ge=1, le=100_000)

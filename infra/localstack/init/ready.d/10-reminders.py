@@ -1,14 +1,20 @@
 """LocalStack ready hook: what the functions expect to find in the account.
 
 - the sender identity (SENDER_EMAIL) verified in SES v1, checked, or LocalStack's start fails;
-- the database secret (RDS's JSON shape) the functions read through DB_SECRET_ARN.
+- the database secret (RDS's JSON shape) the functions read through DB_SECRET_ARN;
+- the unsubscribe key secret, by the template's logical id (UNSUBSCRIBE_KEY_SECRET_ARN is that name
+  under `sam local`; Secrets Manager takes a name where an ARN goes);
+- the SES configuration set every send names (SES_CONFIGURATION_SET: the template's logical id
+  when the template's Ref is not resolved by a deployment), so a send naming it is not refused.
 
 LocalStack runs ``ready.d/*.py`` inside its own Python (boto3 is there); `make test-localstack`
 runs the same file with LocalStack's interpreter in host mode. Idempotent: safe to run again.
 """
 
+import contextlib
 import json
 import os
+import secrets as secrets_module
 
 import boto3
 
@@ -30,6 +36,11 @@ if status != "Success":
     raise RuntimeError(f"SES identity {sender} is {status!r}, not verified")
 print(f"reminders init: SES identity {sender} verified")
 
+configuration_set = os.environ.get("REMINDERS_SES_CONFIGURATION_SET", "FeedbackConfigurationSet")
+with contextlib.suppress(ses.exceptions.ConfigurationSetAlreadyExistsException):
+    ses.create_configuration_set(ConfigurationSet={"Name": configuration_set})
+print(f"reminders init: SES configuration set {configuration_set}")
+
 secret_name = os.environ.get("REMINDERS_DB_SECRET_NAME", "event-reminders-db")
 secret = {
     "engine": "postgres",
@@ -45,3 +56,8 @@ try:
 except secrets.exceptions.ResourceExistsException:
     arn = secrets.put_secret_value(SecretId=secret_name, SecretString=json.dumps(secret))["ARN"]
 print(f"reminders init: database secret {arn} ({secret['host']}:{secret['port']}/{secret['dbname']})")
+
+unsubscribe_key = os.environ.get("REMINDERS_UNSUBSCRIBE_KEY_NAME", "UnsubscribeKey")
+with contextlib.suppress(secrets.exceptions.ResourceExistsException):
+    secrets.create_secret(Name=unsubscribe_key, SecretString=secrets_module.token_hex(32))
+print(f"reminders init: unsubscribe key secret {unsubscribe_key}")
