@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from icalendar import Calendar
 from sqlalchemy import Engine, func, select
 
 from reminders import db, events, settings
@@ -520,3 +521,25 @@ def test_results_are_stored_as_given_whatever_their_text_holds(engine: Engine, n
     # Stored once: the same results again write nothing (no claim holds those rows any more)
     with db.session_scope(engine) as session:
         assert record_results(session, results[1:], now) == 0
+
+
+def test_the_recipients_of_one_occurrence_get_the_same_ics_stamped_with_the_batch_time(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    # Given an event with three recipients, due now
+    recipients = ["ana@example.com", "ben@example.com", "cy@example.com"]
+    create_event(engine, now, starts_at=(now + timedelta(minutes=3)).isoformat(), recipients=recipients)
+    ticks = iter(now + timedelta(seconds=i) for i in range(1000))
+
+    # When a run whose clock moves on with every reading sends them
+    assert run(engine, outbox.endpoint, lambda: next(ticks)).sent == 3
+
+    # Then each email carries the occurrence's .ics, one document for all three, stamped with the
+    # time the batch was claimed (the run's clock had moved on by the time each was sent)
+    documents = set()
+    for email in outbox.emails():
+        (part,) = list(aws.mime(email).iter_attachments())
+        documents.add(part.get_payload(decode=True))
+    assert len(documents) == 1
+    (vevent,) = Calendar.from_ical(documents.pop()).walk("VEVENT")
+    assert vevent.decoded("DTSTAMP") > now and vevent.decoded("DTSTAMP") < now + timedelta(seconds=10)

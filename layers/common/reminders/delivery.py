@@ -433,6 +433,7 @@ def run_notifier(
                 recorder = _Recorder(sessions, settings, clock, summary, stop)
                 _deliver(
                     claim.to_send,
+                    now,
                     links,
                     pool,
                     pacer,
@@ -470,6 +471,7 @@ def _batch_limit(settings: NotifierSettings, seconds_left: float, rate: float) -
 
 def _deliver(
     batch: list[ClaimedNotification],
+    stamp: datetime,
     links: UnsubscribeLinks | None,
     pool: ThreadPoolExecutor,
     pacer: SharedSendRate,
@@ -498,7 +500,8 @@ def _deliver(
         if stop.is_set or out_of_time():
             return None, None, clock()
         try:
-            message_id = mailer.send(reminder_email(claimed, clock(), links))
+            # Stamped (the .ics's DTSTAMP) with the batch's time: one occurrence's recipients share its .ics.
+            message_id = mailer.send(reminder_email(claimed, stamp, links))
         except SendError as exc:
             if exc.kind is ErrorKind.THROTTLED:
                 pacer.slow_down()
