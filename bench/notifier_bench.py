@@ -51,6 +51,7 @@ BATCH = 500
 RECORD_EVERY = 100
 # The sending threads (the setting's maximum): at 20 ms a call, 64 threads allow 3,200 sends a second.
 CONCURRENCY = 64
+UNSUBSCRIBE_KEY = "notifier-bench-unsubscribe-key-0123456789"
 
 
 def row(what: str, today: str, goal: str, measured: str) -> None:
@@ -133,6 +134,9 @@ def notifier_run(engine: Engine, client: Any, *, seconds: float | None = None) -
         send_concurrency=CONCURRENCY,
         record_every=RECORD_EVERY,
         record_reserve_seconds=0,
+        # As deployed: every reminder carries its recipient's unsubscribe link and headers.
+        public_api_url="https://api.example.com/Prod",
+        unsubscribe_keys=UNSUBSCRIBE_KEY,
     )
     mailer = SesMailer(aws.SENDER, client)
     started = time.perf_counter()

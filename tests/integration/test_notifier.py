@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from icalendar import Calendar
 from sqlalchemy import Engine, func, select
 
 from reminders import db, events, settings
 from reminders.delivery import RunSummary, run_notifier
 from reminders.mailer import SesMailer, ses_client
-from reminders.models import Notification
-from reminders.outbox import claim_due_notifications
+from reminders.models import Notification, NotificationStatus
+from reminders.outbox import DeliveryResult, claim_due_notifications, record_results
 from reminders.rendering import Email, local_start
 from reminders.schemas import EventCreate, EventUpdate
 from tests.support import aws
@@ -481,3 +482,64 @@ def test_a_total_outage_fails_every_reminder_and_emits_the_failure_metric(
     failed = metrics_emitted(capsys.readouterr().out)["RemindersFailed"]
     # What the template's alarm reads: EventReminders / RemindersFailed, Sum
     assert (failed["namespace"], failed["values"]) == ("EventReminders", [3])
+
+
+def test_results_are_stored_as_given_whatever_their_text_holds(engine: Engine, now: datetime) -> None:
+    # Results travel to the database as one JSON document: quotes, backslashes, braces, commas,
+    # line breaks and non-ASCII in an error or message id must come back as they were.
+    recipients = ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+    event_id = create_event(engine, now, starts_at=(now + timedelta(minutes=3)).isoformat(), recipients=recipients)
+    with db.session_scope(engine) as session:
+        claim = claim_due_notifications(session, now, limit=10, lease_seconds=120, max_attempts=5)
+    sent, retried, released, unconfirmed = sorted(claim.to_send, key=lambda c: c.recipient)
+    error = 'Throttling: "rate" \\ exceeded, {retry} later\nünï ☃'
+    later = now + timedelta(seconds=90, microseconds=123456)
+    results = [
+        DeliveryResult(sent.id, sent.attempts, NotificationStatus.SENT, message_id='0100-"id"\\{x,y}', sent_at=now),
+        DeliveryResult(
+            retried.id, retried.attempts, NotificationStatus.PENDING, next_attempt_at=later, last_error=error
+        ),
+        DeliveryResult.released(released, now),
+        DeliveryResult(
+            unconfirmed.id,
+            unconfirmed.attempts,
+            NotificationStatus.PENDING,
+            next_attempt_at=later,
+            last_error="ReadTimeout",
+            unconfirmed=True,
+        ),
+    ]
+    with db.session_scope(engine) as session:
+        assert record_results(session, results, now) == 4
+
+    stored = {row.recipient: row for row in rows(engine, event_id)}
+    a, b, c, d = (stored[r] for r in recipients)
+    assert (a.status, a.message_id, a.sent_at, a.lease_until) == ("sent", '0100-"id"\\{x,y}', now, None)
+    assert (b.status, b.last_error, b.next_attempt_at, b.attempts) == ("pending", error, later, 1)
+    assert (c.status, c.attempts, c.last_error, c.next_attempt_at) == ("pending", 0, None, now)
+    assert (d.status, d.unconfirmed_attempts, d.last_error, d.attempts) == ("pending", 1, "ReadTimeout", 1)
+    # Stored once: the same results again write nothing (no claim holds those rows any more)
+    with db.session_scope(engine) as session:
+        assert record_results(session, results[1:], now) == 0
+
+
+def test_the_recipients_of_one_occurrence_get_the_same_ics_stamped_with_the_batch_time(
+    engine: Engine, outbox: Outbox, now: datetime
+) -> None:
+    # Given an event with three recipients, due now
+    recipients = ["ana@example.com", "ben@example.com", "cy@example.com"]
+    create_event(engine, now, starts_at=(now + timedelta(minutes=3)).isoformat(), recipients=recipients)
+    ticks = iter(now + timedelta(seconds=i) for i in range(1000))
+
+    # When a run whose clock moves on with every reading sends them
+    assert run(engine, outbox.endpoint, lambda: next(ticks)).sent == 3
+
+    # Then each email carries the occurrence's .ics, one document for all three, stamped with the
+    # time the batch was claimed (the run's clock had moved on by the time each was sent)
+    documents = set()
+    for email in outbox.emails():
+        (part,) = list(aws.mime(email).iter_attachments())
+        documents.add(part.get_payload(decode=True))
+    assert len(documents) == 1
+    (vevent,) = Calendar.from_ical(documents.pop()).walk("VEVENT")
+    assert vevent.decoded("DTSTAMP") > now and vevent.decoded("DTSTAMP") < now + timedelta(seconds=10)

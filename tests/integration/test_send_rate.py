@@ -5,13 +5,16 @@ when each request arrived. Asserts on how many sends fall in any one-second wind
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from reminders import db
 from reminders.clock import utcnow
+from reminders.delivery import SharedSendRate, _Stop
 from tests.support.notifier import create_event, finished, notifier_process, reset_send_rate, rows, standin_env
 from tests.support.ses_standin import SesStandIn, standin, standin_server  # noqa: F401 (fixtures)
 
@@ -64,3 +67,30 @@ def test_overlapping_runs_together_keep_to_the_account_send_rate(
     arrivals = [r["at"] for r in requests]
     assert busiest(arrivals, seconds=1) <= RATE + RATE // 4
     assert busiest(arrivals, seconds=3) <= 3 * RATE + RATE // 4
+
+
+def test_sends_keep_taking_slots_while_the_next_chunk_is_reserved(engine: Engine) -> None:
+    # Given a run's pacer (4 sending threads, 4 emails a second: chunks of 4 slots) with 3 slots used
+    reset_send_rate(engine)
+    pacer = SharedSendRate(lambda: db.session_scope(engine), max_rate=4, concurrency=4, stop=_Stop())
+    pacer.expect(20)
+    assert all(pacer.acquire() for _ in range(3))
+
+    # When another run holds the shared bucket's row while this run reserves its next chunk
+    # (the send taking the last slot but one starts the reservation)
+    with engine.connect() as other:
+        other.execute(text("SELECT * FROM send_rate FOR UPDATE"))
+        reserving = threading.Thread(target=pacer.acquire)
+        reserving.start()
+        while not pacer._reserving:
+            reserving.join(0.01)
+            assert reserving.is_alive()
+
+        # Then the chunk's last slot still goes to the next send, without waiting for the database
+        assert pacer.acquire()
+        assert reserving.is_alive()
+        other.rollback()
+    # And the reservation completes once the row is free
+    reserving.join(30)
+    assert not reserving.is_alive()
+    assert pacer.acquire()

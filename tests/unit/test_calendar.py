@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
-from icalendar import Calendar, vRecur
+import pytest
+from icalendar import Calendar, Event, vRecur
 
 from reminders.calendar import Occurrence, event_uid, feed, occurrence_ics
 from reminders.recurrence import parse_series
@@ -103,3 +104,31 @@ def test_the_occurrence_attachment_is_one_event_at_the_occurrences_start() -> No
 
     assert vevent.decoded("DTSTART") == datetime(2027, 4, 5, 9, 0, tzinfo=BERLIN)
     assert str(vevent["UID"]).startswith(str(occurrence.event_id))
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/Santiago", "Australia/Lord_Howe", "UTC", "No/Such_Zone"])
+@pytest.mark.parametrize("start", [datetime(2027, 3, 28, 1, 30, tzinfo=UTC), datetime(2026, 12, 31, 23, 0, tzinfo=UTC)])
+def test_the_occurrence_attachment_is_what_icalendar_writes_for_it_whole(zone: str, start: datetime) -> None:
+    # The zone's VTIMEZONE is kept between reminders: the document must not differ from one built whole.
+    occurrence = Occurrence(uuid.uuid4(), "Stand-up; ünï, \\ done", "Room 4\nsecond line", start, zone)
+    for _ in range(2):
+        assert occurrence_ics(occurrence, now=NOW) == whole_document(occurrence, NOW)
+
+
+def whole_document(occurrence: Occurrence, now: datetime) -> bytes:
+    calendar = Calendar()
+    calendar.add("prodid", "-//Event Reminders//Reminders 1.1//EN")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    event = Event()
+    event.add("uid", f"{occurrence.event_id}-{occurrence.starts_at:%Y%m%dT%H%M%SZ}@event-reminders")
+    event.add("dtstamp", now)
+    known = occurrence.timezone in available_timezones() or occurrence.timezone == "UTC"
+    event.add("dtstart", occurrence.starts_at.astimezone(ZoneInfo(occurrence.timezone if known else "UTC")))
+    event.add("summary", occurrence.title)
+    event.add("description", occurrence.description)
+    calendar.add_component(event)
+    day = occurrence.starts_at.date()
+    calendar.add_missing_timezones(first_date=day - timedelta(days=1), last_date=day + timedelta(days=366))
+    return bytes(calendar.to_ical())

@@ -65,3 +65,61 @@ def test_a_header_with_a_line_break_is_refused() -> None:
 
     with pytest.raises(ValueError, match="line break"):
         email.with_headers(("X-Evil", "a\r\nBcc: someone@example.com"))
+
+
+def wire(document: bytes) -> EmailMessage:
+    message = message_from_bytes(document, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("title", "description", "encodings"),
+    [
+        # Short ASCII lines go as they are; the HTML is one long line.
+        ("Stand-up", "Room 4", ("7bit", "quoted-printable")),
+        ("Café ünï = 100%", "Line one\r\nline two\rline three\n.dot\nFrom here", ("quoted-printable",) * 2),
+        ("会议 " * 20, "描述" * 300, ("base64",) * 2),  # mostly non-ASCII: base64 is the shorter
+    ],
+)
+def test_the_wire_bytes_parse_back_into_the_same_parts_headers_and_attachment(
+    title: str, description: str, encodings: tuple[str, str]
+) -> None:
+    occurrence = Occurrence(uuid.uuid4(), title, description, datetime(2027, 4, 5, 7, 0, tzinfo=UTC), "Europe/Berlin")
+    url = "https://api.example.com/dev/unsubscribe/" + "t" * 900  # a long token; the line stays under 998
+    email = render_reminder("Ana Ø <ana@example.com>", occurrence, now=NOW).with_headers(
+        ("List-Unsubscribe", f"<{url}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    )
+
+    raw = email.raw("Réminders <reminders@example.com>")
+    message = wire(raw)
+
+    # 7-bit, CRLF only, no line over RFC 5322's 998 characters, List-Unsubscribe on one line
+    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n" in head
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert [part.get_content_type() for part in message.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    assert all(not part.defects for part in message.walk())
+    assert str(message["From"]) == "Réminders <reminders@example.com>"
+    assert str(message["To"]) == "Ana Ø <ana@example.com>"
+    assert message["Subject"] == email.subject
+    assert message["List-Unsubscribe"] == f"<{url}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["MIME-Version"] == "1.0"
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    for part, text, encoding in ((plain, email.text, encodings[0]), (html, email.html, encodings[1])):
+        assert part.get_content_charset() == "utf-8" and part["Content-Transfer-Encoding"] == encoding
+        assert part.get_content().replace("\r\n", "\n") == "\n".join(text.splitlines()) + "\n"
+    (ics,) = list(message.iter_attachments())
+    assert ics.get_filename() == "event.ics" and ics.get_param("method") == "PUBLISH"
+    assert ics["Content-Transfer-Encoding"] == "base64"
+    assert ics.get_payload(decode=True) == email.attachments[0].data
+    assert email.mime("Réminders <reminders@example.com>")["Subject"] == email.subject

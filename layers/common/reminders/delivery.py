@@ -59,7 +59,7 @@ from reminders.outbox import (
 )
 from reminders.rendering import Email, render_reminder
 from reminders.retry import RetryPolicy
-from reminders.send_rate import reserve_send_slots, slow_send_rate
+from reminders.send_rate import SendSlots, reserve_send_slots, slow_send_rate
 from reminders.settings import NotifierSettings
 from reminders.unsubscribe import KeysNotConfigured, UnsubscribeLinks
 
@@ -224,17 +224,41 @@ class SharedSendRate:
         # Slots that went unused since the last reservation.
         self._dropped = 0
         self._lock = threading.Lock()
+        # A reservation is under way (one at a time); waiters for slots wait on _refilled.
+        self._reserving = False
+        self._refilled = threading.Condition(self._lock)
+        # Bumped when SES throttles: a reservation asked for before then brings slots at the old pace.
+        self._generation = 0
 
     def expect(self, sends: int) -> None:
         with self._lock:
             self._unreserved = max(0, sends - len(self._slots))
 
     def acquire(self) -> bool:
-        """Wait for this send's slot; False if the run is stopping meanwhile."""
+        """Wait for this send's slot; False if the run is stopping meanwhile.
+
+        The next chunk is reserved while this one still has slots (when it is down to a quarter),
+        by one thread and outside the lock: the other threads keep taking slots meanwhile instead
+        of all waiting on the database's round trip.
+        """
+        with self._lock:
+            ahead = self._start_reservation(len(self._slots) <= self._chunk // 4)
+        if ahead is not None:
+            self._reserve(ahead)
         with self._lock:
             while True:
                 if not self._slots:
-                    self._reserve()
+                    if self._reserving:
+                        self._refilled.wait()
+                        continue
+                    needed = self._start_reservation(True)
+                    assert needed is not None
+                    self._lock.release()
+                    try:
+                        self._reserve(needed)
+                    finally:
+                        self._lock.acquire()
+                    continue
                 slot = self._slots.popleft()
                 if self._clock() - slot <= LATE_SLOT_SECONDS:
                     break
@@ -247,21 +271,41 @@ class SharedSendRate:
             return False
         return not self._stop.is_set
 
-    def _reserve(self) -> None:
+    def _start_reservation(self, wanted: bool) -> tuple[int, int] | None:
+        """Under the lock: size the next chunk and mark a reservation under way; returns (slots,
+        generation) for :meth:`_reserve`, or None if none is wanted or one is under way already."""
+        if not wanted or self._reserving or (self._slots and not self._unreserved):
+            return None
         if self._reservations:
             resized = self._chunk // 2 if self._dropped else self._chunk * 2
             self._chunk = max(1, min(resized, max(self._concurrency, math.ceil(self._rate * CHUNK_SECONDS))))
         self._reservations += 1
         self._dropped = 0
         count = max(1, min(self._unreserved, self._chunk))
-        asked = self._clock()
-        with self._sessions() as session:
-            slots = reserve_send_slots(session, count, max_rate=self._max_rate)
-        # The database measured from about halfway through the round trip.
-        start = (asked + self._clock()) / 2 + slots.starts_in
-        self._rate = slots.rate
-        self._slots.extend(start + i / slots.rate for i in range(slots.count))
-        self._unreserved = max(0, self._unreserved - slots.count)
+        self._unreserved = max(0, self._unreserved - count)
+        self._reserving = True
+        return count, self._generation
+
+    def _reserve(self, reservation: tuple[int, int]) -> None:
+        """Without the lock: one round trip to the shared token bucket, then the slots are added."""
+        count, generation = reservation
+        slots: SendSlots | None = None
+        try:
+            asked = self._clock()
+            with self._sessions() as session:
+                slots = reserve_send_slots(session, count, max_rate=self._max_rate)
+            # The database measured from about halfway through the round trip.
+            start = (asked + self._clock()) / 2 + slots.starts_in
+        finally:
+            with self._lock:
+                self._reserving = False
+                if slots is None or generation != self._generation:
+                    # Failed, or SES throttled meanwhile: these sends still need slots (at the new pace).
+                    self._unreserved += count
+                else:
+                    self._rate = slots.rate
+                    self._slots.extend(start + i / slots.rate for i in range(slots.count))
+                self._refilled.notify_all()
 
     def slow_down(self) -> None:
         """SES throttled a send: slow the account down and give up this run's slots at the old pace."""
@@ -275,6 +319,7 @@ class SharedSendRate:
             return
         with self._lock:
             self._rate = rate
+            self._generation += 1
             self._unreserved += len(self._slots)
             self._slots.clear()
 
@@ -386,6 +431,7 @@ def run_notifier(
                 recorder = _Recorder(sessions, settings, clock, summary, stop)
                 _deliver(
                     claim.to_send,
+                    now,
                     links,
                     pool,
                     pacer,
@@ -423,6 +469,7 @@ def _batch_limit(settings: NotifierSettings, seconds_left: float, rate: float) -
 
 def _deliver(
     batch: list[ClaimedNotification],
+    stamp: datetime,
     links: UnsubscribeLinks | None,
     pool: ThreadPoolExecutor,
     pacer: SharedSendRate,
@@ -451,7 +498,8 @@ def _deliver(
         if stop.is_set or out_of_time():
             return None, None, clock()
         try:
-            message_id = mailer.send(reminder_email(claimed, clock(), links))
+            # Stamped (the .ics's DTSTAMP) with the batch's time: one occurrence's recipients share its .ics.
+            message_id = mailer.send(reminder_email(claimed, stamp, links))
         except SendError as exc:
             if exc.kind is ErrorKind.THROTTLED:
                 pacer.slow_down()

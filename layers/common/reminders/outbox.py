@@ -16,6 +16,7 @@ extends); changing a series re-plans from now on, and rows of occurrences it no 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,11 +29,13 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
+    Executable,
     Integer,
     Subquery,
     Text,
     and_,
     any_,
+    bindparam,
     case,
     cast,
     column,
@@ -44,7 +47,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import TypeEngine
 
@@ -340,18 +343,19 @@ class DeliveryResult:
         return cls(claimed.id, claimed.attempts, NotificationStatus.PENDING, next_attempt_at=now, unattempted=True)
 
 
-def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> int:
-    """Put rows whose lease ran out (their run died mid-batch) back in the due queue, at their due
-    time if the event moved meanwhile, marked as possibly sent (that run may have emailed them)."""
+def _reclaim_statement() -> Executable:
     stale = (
         select(Notification.id)
-        .where(Notification.status == NotificationStatus.SENDING.value, Notification.lease_until < now)
+        .where(
+            Notification.status == NotificationStatus.SENDING.value,
+            Notification.lease_until < bindparam("now", type_=DateTime(timezone=True)),
+        )
         .order_by(Notification.lease_until)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
         .with_for_update(skip_locked=True)
         .subquery("stale")
     )
-    result = session.execute(
+    return (
         update(Notification)
         .where(Notification.id == _any_of(stale))
         .values(
@@ -360,35 +364,25 @@ def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> in
             next_attempt_at=func.greatest(Notification.next_attempt_at, Notification.due_at),
             last_error="lease expired before the result was recorded; the email may have gone out",
             unconfirmed_attempts=Notification.unconfirmed_attempts + 1,
-            updated_at=now,
+            updated_at=bindparam("now", type_=DateTime(timezone=True)),
         )
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def claim_due_notifications(
-    session: Session,
-    now: datetime,
-    *,
-    limit: int,
-    lease_seconds: float,
-    max_attempts: int,
-    start_grace_seconds: float = 0,
-) -> Claim:
-    """Claim up to ``limit`` due rows in one statement; the caller commits before sending.
+def reclaim_expired_leases(session: Session, now: datetime, *, limit: int) -> int:
+    """Put rows whose lease ran out (their run died mid-batch) back in the due queue, at their due
+    time if the event moved meanwhile, marked as possibly sent (that run may have emailed them)."""
+    result = session.connection().execute(_RECLAIM, {"now": now, "limit": limit})
+    return int(result.rowcount or 0)
 
-    Rows locked by another run are skipped, never waited for. Rows of occurrences that started more
-    than ``start_grace_seconds`` ago become ``expired``; rows of deleted events, and of recipients
-    or reminders the event no longer has (removed while the row was being sent), ``cancelled``;
-    neither is sent. Rows whose recipient is suppressed (for everyone, or for the event's owner)
-    become ``suppressed`` and are not sent either.
-    """
+
+def _claim_statement() -> Executable:
+    now = bindparam("now", type_=DateTime(timezone=True))
     due = (
         select(Notification.id)
         .where(Notification.status == NotificationStatus.PENDING.value, Notification.next_attempt_at <= now)
         .order_by(Notification.next_attempt_at)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
         .with_for_update(skip_locked=True)
         .subquery("due")
     )
@@ -398,22 +392,25 @@ def claim_due_notifications(
     new_status = case(
         (or_(Event.deleted_at.is_not(None), not_(still_wanted)), NotificationStatus.CANCELLED.value),
         (is_suppressed(Notification.recipient, Event.owner), NotificationStatus.SUPPRESSED.value),
-        (Notification.occurrence_at < now - timedelta(seconds=start_grace_seconds), NotificationStatus.EXPIRED.value),
-        (Notification.attempts >= max_attempts, NotificationStatus.FAILED.value),
+        (
+            Notification.occurrence_at < bindparam("expire_before", type_=DateTime(timezone=True)),
+            NotificationStatus.EXPIRED.value,
+        ),
+        (Notification.attempts >= bindparam("max_attempts", type_=Integer()), NotificationStatus.FAILED.value),
         else_=NotificationStatus.SENDING.value,
     )
     sending = new_status == NotificationStatus.SENDING.value
-    stmt = (
+    return (
         update(Notification)
         .where(Notification.id == _any_of(due), Event.id == Notification.event_id)
         .values(
             status=new_status,
             attempts=Notification.attempts + case((sending, 1), else_=0),
-            lease_until=case((sending, now + timedelta(seconds=lease_seconds)), else_=None),
+            lease_until=case((sending, bindparam("lease_until", type_=DateTime(timezone=True))), else_=None),
             last_error=case(
                 (
                     new_status == NotificationStatus.FAILED.value,
-                    func.concat(f"gave up after {max_attempts} attempts: ", Notification.last_error),
+                    func.concat(bindparam("gave_up", type_=Text()), Notification.last_error),
                 ),
                 else_=Notification.last_error,
             ),
@@ -436,14 +433,41 @@ def claim_due_notifications(
             Event.timezone,
             Event.owner,
         )
-        .execution_options(synchronize_session=False)
     )
+
+
+def claim_due_notifications(
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    lease_seconds: float,
+    max_attempts: int,
+    start_grace_seconds: float = 0,
+) -> Claim:
+    """Claim up to ``limit`` due rows in one statement; the caller commits before sending.
+
+    Rows locked by another run are skipped, never waited for. Rows of occurrences that started more
+    than ``start_grace_seconds`` ago become ``expired``; rows of deleted events, and of recipients
+    or reminders the event no longer has (removed while the row was being sent), ``cancelled``;
+    neither is sent. Rows whose recipient is suppressed (for everyone, or for the event's owner)
+    become ``suppressed`` and are not sent either.
+    """
+    parameters = {
+        "now": now,
+        "limit": limit,
+        "expire_before": now - timedelta(seconds=start_grace_seconds),
+        "max_attempts": max_attempts,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+        "gave_up": f"gave up after {max_attempts} attempts: ",
+    }
     to_send: list[ClaimedNotification] = []
     counts = {NotificationStatus.EXPIRED.value: 0, NotificationStatus.CANCELLED.value: 0}
     counts[NotificationStatus.FAILED.value] = 0
     counts[NotificationStatus.SUPPRESSED.value] = 0
-    for row in session.execute(stmt):
-        if row.status == NotificationStatus.SENDING.value:
+    sending = NotificationStatus.SENDING.value
+    for row in session.connection().execute(_CLAIM, parameters):
+        if row[1] == sending:
             to_send.append(
                 ClaimedNotification(
                     id=row[0],
@@ -460,7 +484,7 @@ def claim_due_notifications(
                 )
             )
         else:
-            counts[row.status] += 1
+            counts[row[1]] += 1
     return Claim(
         to_send,
         expired=counts[NotificationStatus.EXPIRED.value],
@@ -480,29 +504,11 @@ def is_suppressed(recipient: Any, owner: Any) -> ColumnElement[bool]:
     )
 
 
-def record_results(session: Session, results: Sequence[DeliveryResult], now: datetime) -> int:
-    """Store a batch of results in one statement (pg8000's executemany is a round trip per row).
-
-    A result counts only while its claim still holds (status 'sending', same attempt), except
-    that a sent email is always recorded: it went out, whoever owns the row now. A row going back
-    to pending waits for its due time too, in case the event moved while it was being sent; an
-    unconfirmed attempt is added to the row's trace.
-    Returns how many rows were written.
-    """
-    if not results:
-        return 0
+def _record_statement() -> Executable:
+    # The results arrive as one JSON array (json.dumps is C; pg8000 writes an array parameter
+    # element by element in Python), read as a table by jsonb_to_recordset.
     v = (
-        func.unnest(
-            _array([r.id for r in results], BigInteger()),
-            _array([r.attempts for r in results], Integer()),
-            _array([r.status.value for r in results], Text()),
-            _array([r.message_id for r in results], Text()),
-            _array([r.sent_at for r in results], DateTime(timezone=True)),
-            _array([r.next_attempt_at for r in results], DateTime(timezone=True)),
-            _array([r.last_error for r in results], Text()),
-            _array([r.unattempted for r in results], Boolean()),
-            _array([r.unconfirmed for r in results], Boolean()),
-        )
+        func.jsonb_to_recordset(cast(bindparam("results", type_=Text()), JSONB))
         .table_valued(
             column("id", BigInteger()),
             column("attempts", Integer()),
@@ -515,10 +521,10 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             column("unconfirmed", Boolean()),
             name="v",
         )
-        .render_derived()
+        .render_derived(with_types=True)
     )
     sent = NotificationStatus.SENT.value
-    stmt = (
+    return (
         update(Notification)
         .where(
             Notification.id == v.c.id,
@@ -545,11 +551,49 @@ def record_results(session: Session, results: Sequence[DeliveryResult], now: dat
             attempts=Notification.attempts - case((v.c.unattempted, 1), else_=0),
             unconfirmed_attempts=Notification.unconfirmed_attempts + case((v.c.unconfirmed, 1), else_=0),
             lease_until=None,
-            updated_at=now,
+            updated_at=bindparam("now", type_=DateTime(timezone=True)),
         )
-        .execution_options(synchronize_session=False)
     )
-    return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _json_time(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        raise ValueError("result times must be timezone-aware")
+    return at.isoformat()
+
+
+def record_results(session: Session, results: Sequence[DeliveryResult], now: datetime) -> int:
+    """Store a batch of results in one statement (pg8000's executemany is a round trip per row).
+
+    A result counts only while its claim still holds (status 'sending', same attempt), except
+    that a sent email is always recorded: it went out, whoever owns the row now. A row going back
+    to pending waits for its due time too, in case the event moved while it was being sent; an
+    unconfirmed attempt is added to the row's trace.
+    Returns how many rows were written.
+    """
+    if not results:
+        return 0
+    document = json.dumps(
+        [
+            {
+                "id": r.id,
+                "attempts": r.attempts,
+                "status": r.status.value,
+                "message_id": r.message_id,
+                "sent_at": _json_time(r.sent_at),
+                "next_attempt_at": _json_time(r.next_attempt_at),
+                "last_error": r.last_error,
+                "unattempted": r.unattempted,
+                "unconfirmed": r.unconfirmed,
+            }
+            for r in results
+        ]
+    )
+    # Core, not the ORM's bulk update: nothing in the session holds these rows.
+    result = session.connection().execute(_RECORD, {"results": document, "now": now})
+    return int(result.rowcount or 0)
 
 
 def _any_of(ids: Subquery) -> ColumnElement[Any]:
@@ -561,3 +605,10 @@ def _any_of(ids: Subquery) -> ColumnElement[Any]:
 def _array(values: list[Any], item_type: TypeEngine[Any]) -> ColumnElement[Any]:
     # Typed explicitly: pg8000 cannot infer an array's type from a list of NULLs.
     return cast(literal(values, ARRAY(item_type)), ARRAY(item_type))
+
+
+# The notifier's statements, built once: a run claims and records many times, and building them
+# cost more CPU than running them (SQLAlchemy then reuses their compiled form too).
+_RECLAIM = _reclaim_statement()
+_CLAIM = _claim_statement()
+_RECORD = _record_statement()
