@@ -500,6 +500,8 @@ def _page(title: str, body: str) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # No icon: the browser would ask the API for /favicon.ico, a 404.
+        '<link rel="icon" href="data:,">'
         f"<title>{html.escape(title)}</title></head>"
         f'<body style="font-family: sans-serif; max-width: 40em; margin: 2em auto">{body}</body></html>'
     )

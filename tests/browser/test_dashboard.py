@@ -206,6 +206,14 @@ def test_the_local_inbox_shows_each_email_as_a_person_reads_it(page: Any, produc
         href = link.get_attribute("href") or ""
         assert page.request.get(href).status < 500, href
     screenshot(page, "10-email")
+
+    # and its unsubscribe link works as the recipient meets it: a page, a button, a confirmation
+    unsubscribe = page.locator("ul.links a[href*='/unsubscribe/']").first
+    page.goto(unsubscribe.get_attribute("href") or "")
+    assert "lea@example.com" in page.locator("body").inner_text()
+    page.get_by_role("button", name="Unsubscribe").click()
+    page.get_by_role("heading", name="Unsubscribed").wait_for()
+    screenshot(page, "11-unsubscribed")
     assert page.console.unexpected() == []
 
 
