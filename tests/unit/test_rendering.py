@@ -8,6 +8,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from icalendar import Calendar
 
 from reminders.calendar import Occurrence
@@ -123,3 +125,56 @@ def test_the_wire_bytes_parse_back_into_the_same_parts_headers_and_attachment(
     assert ics["Content-Transfer-Encoding"] == "base64"
     assert ics.get_payload(decode=True) == email.attachments[0].data
     assert email.mime("Réminders <reminders@example.com>")["Subject"] == email.subject
+
+
+# What the API lets into a title and a description (schemas.Title, schemas.Description).
+TITLES = st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=200).filter(str.strip)
+DESCRIPTIONS = (
+    st.none()
+    | st.text(
+        st.characters(
+            exclude_categories=["Cs"], exclude_characters=[chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]]
+        )
+        | st.sampled_from(["\t", "\n", "\r"]),
+        max_size=600,
+    )
+    | st.text(st.sampled_from("ab c"), min_size=990, max_size=2500)
+)  # ASCII lines past what one may hold
+
+
+def lines_of(text: str) -> str:
+    """A body as the message carries it: its lines (CR, LF or CRLF ends) joined by LF, ending in one."""
+    return b"\n".join(text.encode("utf-8").splitlines()).decode("utf-8") + "\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    title=TITLES, description=DESCRIPTIONS, zone=st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata", "Nope/Zone"])
+)
+def test_any_title_and_description_make_a_well_formed_message_that_reads_back_the_same(
+    title: str, description: str | None, zone: str
+) -> None:
+    # The MIME is written by hand (Email.raw, for speed): whatever a user may type, it must be the
+    # message a mail client parses back, 7-bit, no line over 998, no part with a defect.
+    occurrence = Occurrence(uuid.uuid4(), title, description, datetime(2027, 4, 5, 7, 0, tzinfo=UTC), zone)
+    email = render_reminder("ana@example.com", occurrence, now=NOW, links=[Link("Unsubscribe", "https://x.test/u/t")])
+    raw = email.raw("reminders@example.com")
+
+    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    message = wire(raw)
+    assert [part.get_content_type() for part in message.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    assert [part.defects for part in message.walk()] == [[]] * 5
+    assert message["Subject"] == email.subject
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content().replace("\r\n", "\n") == lines_of(email.text)
+    assert html.get_content().replace("\r\n", "\n") == lines_of(email.html)
+    (ics,) = list(message.iter_attachments())
+    assert ics.get_payload(decode=True) == email.attachments[0].data
