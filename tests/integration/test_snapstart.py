@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import random
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,9 @@ import snapshot_restore_py
 from sqlalchemy import Engine, text
 
 from devserver.issuer import LocalIssuer
-from reminders import auth, db
+from reminders import db
 from tests.support.apigw import ApiResponse, rest_event
+from tests.support.jwks import JwksServer, served_issuer
 from tests.support.lambdas import FakeLambdaContext, load_function
 
 TOKEN_EVENT = json.loads((Path(__file__).parents[1] / "events" / "apigateway_token_authorizer.json").read_text())
@@ -95,37 +94,14 @@ def test_the_snapshot_holds_what_only_some_requests_import(engine: Engine) -> No
 
 
 @pytest.fixture
-def jwks_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalIssuer, list[str]]]:
-    """The local issuer's keys over HTTP, and a log of every fetch of them."""
-    fetches: list[str] = []
-    holder: dict[str, LocalIssuer] = {}
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fetches.append(self.path)
-            body = json.dumps(holder["issuer"].jwks()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    holder["issuer"] = LocalIssuer(tmp_path / "keys", f"http://127.0.0.1:{server.server_port}/issuer")
-    for key, value in holder["issuer"].function_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("JWKS_URL", f"http://127.0.0.1:{server.server_port}/jwks.json")
-    auth.reset_cache()
-    yield holder["issuer"], fetches
-    server.shutdown()
-    auth.reset_cache()
+def jwks_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LocalIssuer, JwksServer]]:
+    """The local issuer's keys over HTTP, counting every fetch of them."""
+    with served_issuer(tmp_path / "keys", monkeypatch) as served:
+        yield served
 
 
-def test_a_restored_authorizer_fetches_the_issuers_keys_again(jwks_server: tuple[LocalIssuer, list[str]]) -> None:
-    issuer, fetches = jwks_server
+def test_a_restored_authorizer_fetches_the_issuers_keys_again(jwks_server: tuple[LocalIssuer, JwksServer]) -> None:
+    issuer, keys = jwks_server
     authorizer = load_function("authorizer").lambda_handler
 
     def allowed() -> bool:
@@ -135,11 +111,11 @@ def test_a_restored_authorizer_fetches_the_issuers_keys_again(jwks_server: tuple
 
     # Given a warm authorizer that fetched the keys once and serves from its cache
     assert allowed() and allowed()
-    assert len(fetches) == 1
+    assert keys.fetches == 1
     # When the environment is restored from a snapshot, then the keys are fetched again
     restore()
     assert allowed()
-    assert len(fetches) == 2
+    assert keys.fetches == 2
 
 
 def _tomorrow() -> str:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +15,10 @@ from joserfc.jwk import OctKey, RSAKey
 
 from devserver.issuer import LocalIssuer
 from reminders import auth
+from tests.support.jwks import JwksServer, served_issuer
 from tests.support.lambdas import FakeLambdaContext, load_function
 
 EVENT = json.loads((Path(__file__).parents[1] / "events" / "apigateway_token_authorizer.json").read_text())
-
-
-class JwksServer:
-    """The issuer's JWKS over HTTP: counts the fetches, can be taken down and given a new key."""
-
-    def __init__(self) -> None:
-        self.fetches = 0
-        self.down = False
-        self.keys: list[dict[str, Any]] = []
 
 
 SERVERS: dict[int, JwksServer] = {}  # id(issuer) -> its JWKS endpoint's state
@@ -37,37 +27,10 @@ SERVERS: dict[int, JwksServer] = {}  # id(issuer) -> its JWKS endpoint's state
 @pytest.fixture
 def issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalIssuer]:
     """A local issuer whose JWKS is served over HTTP (other test modules import this fixture alone)."""
-    holder: dict[str, LocalIssuer] = {}
-    jwks_server = JwksServer()
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            jwks_server.fetches += 1
-            if jwks_server.down:
-                self.send_error(503)
-                return
-            body = json.dumps({"keys": holder["issuer"].jwks()["keys"] + jwks_server.keys}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/issuer"
-    holder["issuer"] = LocalIssuer(tmp_path / "keys", url)
-    for key, value in holder["issuer"].function_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("JWKS_URL", f"http://127.0.0.1:{server.server_port}/jwks.json")
-    auth.reset_cache()
-    SERVERS[id(holder["issuer"])] = jwks_server
-    yield holder["issuer"]
-    del SERVERS[id(holder["issuer"])]
-    server.shutdown()
-    auth.reset_cache()
+    with served_issuer(tmp_path / "keys", monkeypatch) as (served, state):
+        SERVERS[id(served)] = state
+        yield served
+        del SERVERS[id(served)]
 
 
 @pytest.fixture
@@ -196,22 +159,27 @@ def test_when_the_issuer_is_down_the_keys_already_fetched_keep_serving(
     assert jwks_server.fetches - fetches_before <= 1
 
 
+def _ssm_of_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Powertools' SSM reads go to moto's in-process mock (inside ``mock_aws``), never elsewhere."""
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+
+    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
+    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+
+
 def test_the_dashboard_clients_tokens_are_accepted_through_the_extra_audiences_parameter(
     issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the template's setup on AWS: the dashboard's app client id in an SSM parameter (a Ref in
     # the authorizer's environment would be a cycle), named by JWT_EXTRA_AUDIENCES_PARAMETER
     import boto3
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
 
-    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
-    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    _ssm_of_moto(monkeypatch)
     name = f"/stack-{uuid.uuid4().hex[:8]}/dashboard-client-id"
     monkeypatch.setenv("JWT_EXTRA_AUDIENCES_PARAMETER", name)
     auth.reset_cache()
@@ -229,16 +197,9 @@ def test_the_dashboard_clients_tokens_are_accepted_through_the_extra_audiences_p
 def test_an_unreadable_extra_audiences_parameter_is_a_configuration_error(
     issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
     from moto import mock_aws
 
-    # Powertools keeps one SSM client per process: one made for another region or endpoint must go.
-    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    _ssm_of_moto(monkeypatch)
     monkeypatch.setenv("JWT_EXTRA_AUDIENCES_PARAMETER", f"/missing-{uuid.uuid4().hex[:8]}")
     auth.reset_cache()
     with mock_aws():
