@@ -75,6 +75,23 @@ def wire(document: bytes) -> EmailMessage:
     return message
 
 
+def well_formed(raw: bytes) -> EmailMessage:
+    """A reminder's wire bytes, checked as SES and mail clients need them, then parsed: 7-bit, CRLF
+    line ends only, no line over RFC 5322's 998 characters, the reminder's parts, no defect."""
+    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    message = wire(raw)
+    assert [part.get_content_type() for part in message.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    assert [part.defects for part in message.walk()] == [[]] * 5
+    return message
+
+
 @pytest.mark.parametrize(
     ("title", "description", "encodings"),
     [
@@ -94,21 +111,11 @@ def test_the_wire_bytes_parse_back_into_the_same_parts_headers_and_attachment(
     )
 
     raw = email.raw("Réminders <reminders@example.com>")
-    message = wire(raw)
+    message = well_formed(raw)
 
-    # 7-bit, CRLF only, no line over RFC 5322's 998 characters, List-Unsubscribe on one line
-    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    # List-Unsubscribe on one line
     head = raw.split(b"\r\n\r\n", 1)[0].decode()
     assert f"\r\nList-Unsubscribe: <{url}>\r\n" in head
-    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
-    assert [part.get_content_type() for part in message.walk()] == [
-        "multipart/mixed",
-        "multipart/alternative",
-        "text/plain",
-        "text/html",
-        "text/calendar",
-    ]
-    assert all(not part.defects for part in message.walk())
     assert str(message["From"]) == "Réminders <reminders@example.com>"
     assert str(message["To"]) == "Ana Ø <ana@example.com>"
     assert message["Subject"] == email.subject
@@ -158,19 +165,7 @@ def test_any_title_and_description_make_a_well_formed_message_that_reads_back_th
     # message a mail client parses back, 7-bit, no line over 998, no part with a defect.
     occurrence = Occurrence(uuid.uuid4(), title, description, datetime(2027, 4, 5, 7, 0, tzinfo=UTC), zone)
     email = render_reminder("ana@example.com", occurrence, now=NOW, links=[Link("Unsubscribe", "https://x.test/u/t")])
-    raw = email.raw("reminders@example.com")
-
-    assert raw.isascii() and b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
-    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
-    message = wire(raw)
-    assert [part.get_content_type() for part in message.walk()] == [
-        "multipart/mixed",
-        "multipart/alternative",
-        "text/plain",
-        "text/html",
-        "text/calendar",
-    ]
-    assert [part.defects for part in message.walk()] == [[]] * 5
+    message = well_formed(email.raw("reminders@example.com"))
     assert message["Subject"] == email.subject
     plain, html = message.get_body(("plain",)), message.get_body(("html",))
     assert plain is not None and html is not None
