@@ -44,10 +44,9 @@ def ics_start(email: dict[str, object]) -> datetime:
     return vevent.decoded("DTSTART").astimezone(UTC)
 
 
-def test_a_daily_series_sends_one_email_per_occurrence_reached_never_two_and_keeps_planning(
-    engine: Engine, outbox: Outbox, start: datetime
-) -> None:
-    # Given an unbounded daily series at 09:00 Berlin with a 10-minute reminder
+def daily_series_in_berlin(engine: Engine, start: datetime) -> tuple[datetime, uuid.UUID]:
+    """An unbounded daily series an hour after ``start`` in Berlin with a 10-minute reminder: its
+    first occurrence and its id."""
     first = start + timedelta(hours=1)
     event_id = create_event(
         engine,
@@ -57,6 +56,14 @@ def test_a_daily_series_sends_one_email_per_occurrence_reached_never_two_and_kee
         reminders=[{"minutes_before": 10}],
         recurrence=["RRULE:FREQ=DAILY"],
     )
+    return first, event_id
+
+
+def test_a_daily_series_sends_one_email_per_occurrence_reached_never_two_and_keeps_planning(
+    engine: Engine, outbox: Outbox, start: datetime
+) -> None:
+    # Given an unbounded daily series at 09:00 Berlin with a 10-minute reminder
+    first, event_id = daily_series_in_berlin(engine, start)
     # Its reminders are planned over the horizon, not forever
     assert len(rows(engine, event_id)) == HORIZON.days
     assert planned_until(engine, event_id) == start + HORIZON
@@ -115,15 +122,7 @@ def test_changing_the_rule_or_time_replans_future_occurrences_and_leaves_sent_on
     engine: Engine, outbox: Outbox, start: datetime
 ) -> None:
     # Given a daily series whose first two occurrences' reminders went out
-    first = start + timedelta(hours=1)
-    event_id = create_event(
-        engine,
-        start,
-        starts_at=first.isoformat(),
-        timezone="Europe/Berlin",
-        reminders=[{"minutes_before": 10}],
-        recurrence=["RRULE:FREQ=DAILY"],
-    )
+    first, event_id = daily_series_in_berlin(engine, start)
     for day in range(2):
         assert run(engine, outbox.endpoint, first + timedelta(days=day, minutes=-10)).sent == 1
     sent_before = {(r.occurrence_at, r.sent_at, r.message_id) for r in rows(engine, event_id) if r.status == "sent"}
